@@ -1,0 +1,224 @@
+/*
+ * hostkit/host.h - the host: builder -> host -> run.
+ *
+ * A builder collects configuration, logging and services; hk_builder_build
+ * turns it into a host; hk_host_run starts the services, runs the host's
+ * event loop (libuv, on the calling thread) until shutdown, stops the
+ * services and returns the process exit code:
+ *
+ *      0  graceful stop
+ *      1  a service failed to start, failed while running (StopHost), failed
+ *         to stop or did not stop in time; also a host that cannot be built
+ *     64  malformed command line
+ *     78  invalid configuration
+ *  128+N  forced by a second signal N (130 for a second Ctrl+C)
+ *
+ * Services. A service has a name and up to three callbacks:
+ *  - start(svc, token): on the host thread, in registration order, before
+ *    the host counts as started; may block start-up (keep it short). The
+ *    token is cancelled when a stop is requested or the start-up timeout
+ *    expires. Loop services create their libuv handles here.
+ *  - execute(svc, stopping): on a thread of its own, launched right after
+ *    start without waiting for it; the host does not wait for it to finish.
+ *    Returns 0 when it finished its work (the host keeps running) or a
+ *    negative errno value on failure (see Host:BackgroundServiceException-
+ *    Behavior). `stopping` is cancelled when the host stops.
+ *  - stop(svc, token): on the host thread, in reverse registration order,
+ *    after every stopping token was cancelled. The token is cancelled when
+ *    the shutdown timeout expires.
+ * A service with execute is a "background service"; one with only start/stop
+ * is a "hosted service". Both may be combined.
+ *
+ * Phases (details, diagram and threading model in docs/host.md):
+ *   run: start services -> started -> loop -> stop requested -> stopping
+ *        -> cancel stopping tokens -> stop services (reverse) -> join
+ *        background threads -> stopped -> destroy hooks (reverse) -> return.
+ *
+ * Host settings read from configuration at build (key: type, default):
+ *   Host:ShutdownTimeoutSeconds: number, 30      Host:StartupTimeoutSeconds: number, 0 (none)
+ *   Host:ServicesStartConcurrently: bool, false  Host:ServicesStopConcurrently: bool, false
+ *   Host:BackgroundServiceExceptionBehavior: StopHost|Ignore, StopHost
+ *   Host:SuppressStatusMessages: bool, false     Host:HandleSignals: bool, true
+ *   environment (HOSTKIT_ENVIRONMENT, --environment): string, Production
+ *   contentRoot (HOSTKIT_CONTENTROOT, --contentRoot): string, the working directory
+ */
+#ifndef HOSTKIT_HOST_H
+#define HOSTKIT_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common.h"
+#include "config.h"
+#include "log.h"
+#include "token.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hk_builder_s hk_builder_t;
+typedef struct hk_host_s hk_host_t;
+typedef struct hk_service_s hk_service_t;
+
+/* uv_loop_t without making every user include <uv.h>. */
+struct uv_loop_s;
+
+typedef int (*hk_service_start_cb)(hk_service_t *svc, hk_token_t *token);
+typedef int (*hk_service_execute_cb)(hk_service_t *svc, hk_token_t *stopping);
+typedef int (*hk_service_stop_cb)(hk_service_t *svc, hk_token_t *token);
+
+/*
+ * A service definition. Fill it with designated initialisers; fields added
+ * later default to zero. The name is copied; it must be unique in the host,
+ * 1..63 characters, and is how logs, errors and configuration name the
+ * service. At least one of start, execute, stop must be set.
+ */
+typedef struct hk_service_def {
+    const char *name;
+    hk_service_start_cb start;
+    hk_service_execute_cb execute;
+    hk_service_stop_cb stop;
+    hk_destroy_cb destroy; /* called with data when the host is freed */
+    void *data;
+} hk_service_def_t;
+
+/* ---- builder ------------------------------------------------------------ */
+
+/*
+ * Creates a builder: a configuration store loaded from the environment and
+ * from argv (argc may be 0 and argv NULL), and a log writing to stderr.
+ * A malformed command line does not fail here: it is recorded, and the build
+ * fails with exit code 64. Returns NULL only when out of memory.
+ * Single-threaded: one thread uses a builder at a time.
+ */
+HK_EXTERN hk_builder_t *hk_builder_new(int argc, char **argv);
+
+/*
+ * Frees the builder and everything it still owns (services that were not
+ * moved into a host get their destroy hooks called, in reverse order).
+ * Accepts NULL.
+ */
+HK_EXTERN void hk_builder_free(hk_builder_t *builder);
+
+/* The builder's configuration store and log; they move into the host at build. */
+HK_EXTERN hk_config_t *hk_builder_config(hk_builder_t *builder);
+HK_EXTERN hk_log_t *hk_builder_log(hk_builder_t *builder);
+/* Shorthand for hk_log_get(hk_builder_log(builder), category). */
+HK_EXTERN hk_logger_t *hk_builder_logger(hk_builder_t *builder, const char *category);
+
+/*
+ * Registers a service (see hk_service_def_t). On success the host owns
+ * def->data from now on (its destroy hook runs when the builder or host is
+ * freed); on failure nothing is kept, destroy is not called, the error is
+ * recorded in the builder (the build will fail with it) and returned:
+ * -EINVAL (no name, bad name, no callback), -EEXIST (name taken), -ENOMEM.
+ */
+HK_EXTERN int hk_builder_add_service(hk_builder_t *builder, const hk_service_def_t *def);
+
+/* Shorthands for hk_builder_add_service. */
+HK_EXTERN int hk_builder_add_background(hk_builder_t *builder, const char *name,
+                                        hk_service_execute_cb execute, void *data,
+                                        hk_destroy_cb destroy);
+HK_EXTERN int hk_builder_add_hosted(hk_builder_t *builder, const char *name,
+                                    hk_service_start_cb start, hk_service_stop_cb stop,
+                                    void *data, hk_destroy_cb destroy);
+
+/*
+ * Builds the host: reads the host settings, checks every recorded error and
+ * the logging configuration. On success moves the configuration, log and
+ * services into *ret_host and returns 0 (free the builder afterwards). On
+ * failure logs every error, leaves the builder as it was and returns -EINVAL
+ * or -ENOMEM; hk_builder_exit_code() then tells the exit code (64, 78 or 1)
+ * and hk_builder_error() the first error message.
+ */
+HK_EXTERN int hk_builder_build(hk_builder_t *builder, hk_host_t **ret_host);
+HK_EXTERN int hk_builder_exit_code(const hk_builder_t *builder);
+HK_EXTERN const char *hk_builder_error(const hk_builder_t *builder);
+
+/*
+ * The whole program in one call: build, run, free host and builder. Returns
+ * the exit code for main(). Accepts NULL (out of memory in hk_builder_new)
+ * and returns 1 for it.
+ */
+HK_EXTERN int hk_builder_run(hk_builder_t *builder);
+
+/* ---- host --------------------------------------------------------------- */
+
+/*
+ * Runs the host (see the phases above) and returns the process exit code.
+ * Call it once, from the thread that will own the loop; a second call
+ * returns 1 and logs an error. Unless Host:HandleSignals=false, SIGINT,
+ * SIGTERM and SIGQUIT request a graceful stop while it runs (one host per
+ * process can own them; a second concurrent host runs without), a second
+ * such signal logs "Forced shutdown" and ends the process at once with
+ * 128+signal (_exit, after the log is flushed), and SIGPIPE is ignored.
+ * Previous signal dispositions are restored before it returns.
+ */
+HK_EXTERN int hk_host_run(hk_host_t *host);
+
+/*
+ * Frees the host: destroy hooks run in reverse registration order if run did
+ * not run them, then the configuration and log are freed. A service still
+ * running after a shutdown timeout keeps its own memory (and its data, whose
+ * destroy hook is then never called) until its thread returns. Accepts NULL.
+ * Must not be called while hk_host_run runs.
+ */
+HK_EXTERN void hk_host_free(hk_host_t *host);
+
+/*
+ * Requests a graceful stop (.NET's StopApplication). Returns at once; the
+ * stop happens on the host thread. Before or during start-up it is honoured
+ * at the next safe point (before each service's start, and after the last),
+ * so a stop requested before run starts nothing and run returns 0. Safe from
+ * any thread and from a signal handler (async-signal-safe). Idempotent.
+ */
+HK_EXTERN void hk_host_stop(hk_host_t *host);
+
+/*
+ * Lifetime events as tokens that are cancelled when the event happens (the
+ * .NET IHostApplicationLifetime model): started once every service started;
+ * stopping when shutdown begins; stopped after every service stopped. Wait on
+ * them, poll them or register callbacks (run on the host thread; a callback
+ * registered after the event runs at once). stopping and stopped also fire
+ * when start-up fails; started then never does. Owned by the host.
+ */
+HK_EXTERN hk_token_t *hk_host_started(hk_host_t *host);
+HK_EXTERN hk_token_t *hk_host_stopping(hk_host_t *host);
+HK_EXTERN hk_token_t *hk_host_stopped(hk_host_t *host);
+
+/* The host's configuration, log and a logger for a category (any thread). */
+HK_EXTERN hk_config_t *hk_host_config(hk_host_t *host);
+HK_EXTERN hk_log_t *hk_host_log(hk_host_t *host);
+HK_EXTERN hk_logger_t *hk_host_logger(hk_host_t *host, const char *category);
+
+/*
+ * The host's libuv loop, for loop services: use it only on the host thread
+ * (in start/stop and in loop callbacks) and close your handles in stop.
+ * Valid from build to free; it runs only inside hk_host_run.
+ */
+HK_EXTERN struct uv_loop_s *hk_host_loop(hk_host_t *host);
+
+/* "Production" unless configured; the content root (absolute path). */
+HK_EXTERN const char *hk_host_environment(const hk_host_t *host);
+HK_EXTERN const char *hk_host_content_root(const hk_host_t *host);
+
+/* ---- inside a service --------------------------------------------------- */
+
+HK_EXTERN const char *hk_service_name(const hk_service_t *svc);
+HK_EXTERN void *hk_service_data(const hk_service_t *svc);
+HK_EXTERN hk_host_t *hk_service_host(const hk_service_t *svc);
+
+/*
+ * Records why the service failed (printf-style; the host logs it with the
+ * service's name) and returns err, so a callback can write
+ *     return hk_service_fail(svc, -ECONNREFUSED, "connecting to %s", addr);
+ * err must be negative; a non-negative err is replaced by -EIO. Call it only
+ * from the service's own callbacks.
+ */
+HK_EXTERN int hk_service_fail(hk_service_t *svc, int err, const char *fmt, ...) HK_PRINTF(3, 4);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HOSTKIT_HOST_H */

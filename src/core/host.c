@@ -1,0 +1,895 @@
+/*
+ * The host builder and the host lifecycle (include/hostkit/host.h).
+ * Depends on libuv, pthreads, src/common, src/config, src/log, and the
+ * service and control parts of src/core.
+ *
+ * Lifecycle (host thread; each arrow names the function doing it):
+ *
+ *   BUILT --hk_host_run--> STARTING --start_services ok--> RUNNING
+ *     |                       | failure / stop requested      | stop requested (signal,
+ *     |                       v                               v  hk_host_stop, StopHost)
+ *     |                    STOPPING <----------------------- uv_stop in on_wake
+ *     |                       | stop_services: cancel tokens, stop in reverse,
+ *     |                       v                wait for threads (deadline)
+ *     +-- hk_host_free     DONE --teardown_loop, destroy_services--> run returns
+ *
+ * Invariants:
+ *  - Only the host thread changes `phase`, `exit_code`, `started` flags and
+ *    joins threads; other threads only set atomics and wake the loop.
+ *  - A service thread holds a reference on the host; the host's memory is
+ *    freed when the owner called hk_host_free and every thread has returned,
+ *    so a thread abandoned at the shutdown deadline never touches freed memory.
+ *  - Safe points (stop requests are honoured there during start-up) are
+ *    before each service's start and after the last one.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/host_int.h"
+#include "log/log.h"
+
+extern char **environ;
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+
+static const char *const bg_behaviors[] = {"StopHost", "Ignore"};
+enum { BG_STOP_HOST = 0, BG_IGNORE = 1 };
+
+struct hk_builder_s {
+    hk_config_t *config;
+    hk_log_t *log;
+    hk_service_t **svcs;
+    size_t nsvcs, cap;
+    char **errors; /* registration errors */
+    size_t nerrors, lost_errors;
+    bool args_malformed;
+    int exit_code;
+    char *first_error;
+};
+
+/* ======================================================================== */
+/* builder                                                                  */
+/* ======================================================================== */
+
+hk_builder_t *hk_builder_new(int argc, char **argv) {
+    hk_builder_t *b = hk__calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    if (hk_config_new(&b->config) < 0 || hk__log_new(&b->log) < 0)
+        goto fail;
+    if (hk_config_add_env(b->config, environ) < 0)
+        goto fail;
+    int rc = hk_config_add_args(b->config, argc, argv);
+    if (rc == -EINVAL)
+        b->args_malformed = true;
+    else if (rc < 0)
+        goto fail;
+    return b;
+fail:
+    hk_builder_free(b);
+    return NULL;
+}
+
+static void free_services(hk_service_t **svcs, size_t n) {
+    for (size_t i = n; i-- > 0;)
+        hk__service_destroy_data(svcs[i]);
+    for (size_t i = 0; i < n; i++)
+        hk__service_free(svcs[i]);
+}
+
+void hk_builder_free(hk_builder_t *b) {
+    if (!b)
+        return;
+    free_services(b->svcs, b->nsvcs);
+    hk__free(b->svcs);
+    for (size_t i = 0; i < b->nerrors; i++)
+        hk__free(b->errors[i]);
+    hk__free(b->errors);
+    hk__free(b->first_error);
+    hk_config_free(b->config);
+    hk__log_free(b->log);
+    hk__free(b);
+}
+
+hk_config_t *hk_builder_config(hk_builder_t *b) { return b ? b->config : NULL; }
+hk_log_t *hk_builder_log(hk_builder_t *b) { return b ? b->log : NULL; }
+hk_logger_t *hk_builder_logger(hk_builder_t *b, const char *category) {
+    return b ? hk_log_get(b->log, category) : NULL;
+}
+
+static int builder_error(hk_builder_t *b, int err, const char *fmt, ...) HK_PRINTF(3, 4);
+static int builder_error(hk_builder_t *b, int err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = hk__vasprintf(fmt, ap);
+    va_end(ap);
+    char **ne = hk__realloc(b->errors, (b->nerrors + 1) * sizeof *ne);
+    if (ne)
+        b->errors = ne;
+    if (!msg || !ne) {
+        hk__free(msg);
+        b->lost_errors++; /* still fails the build: an error never passes silently */
+        return err;
+    }
+    b->errors = ne;
+    b->errors[b->nerrors++] = msg;
+    return err;
+}
+
+static bool valid_name(const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n > 63)
+        return false;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int hk_builder_add_service(hk_builder_t *b, const hk_service_def_t *def) {
+    if (!b)
+        return -EINVAL;
+    if (!def || !def->name)
+        return builder_error(b, -EINVAL, "a service was registered without a name");
+    if (!valid_name(def->name))
+        return builder_error(b, -EINVAL,
+                             "invalid service name \"%s\": use 1-63 letters, digits, '.', '_' or '-'",
+                             def->name);
+    if (!def->start && !def->execute && !def->stop)
+        return builder_error(b, -EINVAL, "service %s has no start, execute or stop callback",
+                             def->name);
+    for (size_t i = 0; i < b->nsvcs; i++)
+        if (strcasecmp(b->svcs[i]->name, def->name) == 0)
+            return builder_error(b, -EEXIST, "a service named %s is already registered",
+                                 def->name);
+    if (b->nsvcs == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        hk_service_t **ns = hk__realloc(b->svcs, cap * sizeof *ns);
+        if (!ns)
+            return builder_error(b, -ENOMEM, "out of memory registering service %s", def->name);
+        b->svcs = ns;
+        b->cap = cap;
+    }
+    hk_service_t *svc = hk__service_new(def);
+    if (!svc)
+        return builder_error(b, -ENOMEM, "out of memory registering service %s", def->name);
+    b->svcs[b->nsvcs++] = svc;
+    return 0;
+}
+
+int hk_builder_add_background(hk_builder_t *b, const char *name, hk_service_execute_cb execute,
+                              void *data, hk_destroy_cb destroy) {
+    hk_service_def_t def = {.name = name, .execute = execute, .data = data, .destroy = destroy};
+    if (b && !execute)
+        return builder_error(b, -EINVAL, "background service %s has no execute callback",
+                             name ? name : "(null)");
+    return hk_builder_add_service(b, &def);
+}
+
+int hk_builder_add_hosted(hk_builder_t *b, const char *name, hk_service_start_cb start,
+                          hk_service_stop_cb stop, void *data, hk_destroy_cb destroy) {
+    hk_service_def_t def = {
+        .name = name, .start = start, .stop = stop, .data = data, .destroy = destroy};
+    return hk_builder_add_service(b, &def);
+}
+
+int hk_builder_exit_code(const hk_builder_t *b) { return b ? b->exit_code : EXIT_FAILED; }
+const char *hk_builder_error(const hk_builder_t *b) { return b ? b->first_error : NULL; }
+
+static void set_first_error(hk_builder_t *b, const char *msg) {
+    if (!b->first_error)
+        b->first_error = hk__strdup(msg);
+}
+
+/* The content root as an absolute path: contentRoot if set, else the cwd. */
+static char *resolve_content_root(const char *configured) {
+    char cwd[PATH_MAX];
+    if (configured && configured[0] == '/')
+        return hk__strdup(configured);
+    if (!getcwd(cwd, sizeof cwd))
+        return hk__strdup(configured ? configured : ".");
+    if (!configured || !strcmp(configured, "."))
+        return hk__strdup(cwd);
+    return hk__asprintf("%s/%s", cwd, configured);
+}
+
+typedef struct settings {
+    double shutdown_timeout_s, startup_timeout_s;
+    bool start_concurrently, stop_concurrently, suppress_status, handle_signals;
+    int bg_behavior;
+} settings_t;
+
+static void read_settings(hk_config_t *c, settings_t *s) {
+    (void)hk_config_get_double(c, "Host:ShutdownTimeoutSeconds", 30, 0, 1e9, &s->shutdown_timeout_s);
+    (void)hk_config_get_double(c, "Host:StartupTimeoutSeconds", 0, 0, 1e9, &s->startup_timeout_s);
+    (void)hk_config_get_bool(c, "Host:ServicesStartConcurrently", false, &s->start_concurrently);
+    (void)hk_config_get_bool(c, "Host:ServicesStopConcurrently", false, &s->stop_concurrently);
+    (void)hk_config_get_bool(c, "Host:SuppressStatusMessages", false, &s->suppress_status);
+    (void)hk_config_get_bool(c, "Host:HandleSignals", true, &s->handle_signals);
+    (void)hk_config_get_enum(c, "Host:BackgroundServiceExceptionBehavior", bg_behaviors,
+                             HK_ARRAY_SIZE(bg_behaviors), BG_STOP_HOST, &s->bg_behavior);
+}
+
+static void host_free_core(hk_host_t *h);
+
+int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
+    if (!b || !ret_host)
+        return -EINVAL;
+    hk_logger_t *lg = hk_log_get(b->log, "hostkit.host");
+
+    if (b->args_malformed) {
+        const char *msg = hk_config_error(b->config, 0);
+        hk_log(lg, HK_LOG_CRITICAL, "%s", msg ? msg : "malformed command line");
+        set_first_error(b, msg ? msg : "malformed command line");
+        b->exit_code = EXIT_USAGE;
+        return -EINVAL;
+    }
+
+    settings_t s;
+    read_settings(b->config, &s);
+    int lrc = hk__log_configure(b->log, b->config);
+    if (lrc == -ENOMEM) {
+        b->exit_code = EXIT_FAILED;
+        return -ENOMEM;
+    }
+    const char *environment = hk_config_get_string(b->config, "environment", "Production");
+    const char *content_root = hk_config_get_string(b->config, "contentRoot", NULL);
+
+    /* Every configuration error recorded so far, including getters the program ran. */
+    size_t nconf = hk_config_error_count(b->config);
+    for (size_t i = 0; i < nconf; i++) {
+        const char *msg = hk_config_error(b->config, i);
+        hk_log(lg, HK_LOG_CRITICAL, "Invalid configuration: %s", msg);
+        set_first_error(b, msg);
+    }
+    for (size_t i = 0; i < b->nerrors; i++) {
+        hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: %s", b->errors[i]);
+        set_first_error(b, b->errors[i]);
+    }
+    if (b->lost_errors)
+        hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: %zu more errors (out of memory recording them)",
+               b->lost_errors);
+    if (nconf > 0 || b->nerrors > 0 || b->lost_errors > 0) {
+        b->exit_code = nconf > 0 ? EXIT_CONFIG : EXIT_FAILED;
+        return -EINVAL;
+    }
+
+    hk_host_t *h = hk__calloc(1, sizeof *h);
+    if (!h)
+        goto oom;
+    atomic_init(&h->refs, 1);
+    pthread_mutex_init(&h->wake_mu, NULL);
+    h->ctl.rfd = h->ctl.wfd = -1;
+    atomic_init(&h->ctl.wfd_pub, -1);
+    pthread_mutex_init(&h->ctl.mu, NULL);
+    if (hk_token_new(&h->started) < 0 || hk_token_new(&h->stopping) < 0 ||
+        hk_token_new(&h->stopped) < 0 || hk_token_new(&h->start_token) < 0 ||
+        hk_token_new(&h->stop_token) < 0)
+        goto oom;
+    h->environment = hk__strdup(environment);
+    h->content_root = resolve_content_root(content_root);
+    if (!h->environment || !h->content_root)
+        goto oom;
+    int rc = uv_loop_init(&h->loop);
+    if (rc < 0) {
+        hk_log(lg, HK_LOG_CRITICAL, "Cannot create the event loop: %s", uv_strerror(rc));
+        host_free_core(h);
+        b->exit_code = EXIT_FAILED;
+        return rc;
+    }
+    h->loop.data = h;
+    h->shutdown_timeout_s = s.shutdown_timeout_s;
+    h->startup_timeout_s = s.startup_timeout_s;
+    h->start_concurrently = s.start_concurrently;
+    h->stop_concurrently = s.stop_concurrently;
+    h->suppress_status = s.suppress_status;
+    h->handle_signals = s.handle_signals;
+    h->bg_behavior = s.bg_behavior;
+
+    /* Move everything: nothing below can fail. */
+    h->config = b->config;
+    h->log = b->log;
+    h->svcs = b->svcs;
+    h->nsvcs = b->nsvcs;
+    b->config = NULL;
+    b->log = NULL;
+    b->svcs = NULL;
+    b->nsvcs = b->cap = 0;
+    h->lg_host = hk_log_get(h->log, "hostkit.host");
+    h->lg_lifetime = hk_log_get(h->log, "hostkit.lifetime");
+    for (size_t i = 0; i < h->nsvcs; i++)
+        h->svcs[i]->host = h;
+    h->phase = PHASE_BUILT;
+    *ret_host = h;
+    return 0;
+oom:
+    hk_log(lg, HK_LOG_CRITICAL, "Out of memory building the host");
+    if (h) {
+        h->loop.data = NULL; /* loop not initialised */
+        host_free_core(h);
+    }
+    b->exit_code = EXIT_FAILED;
+    return -ENOMEM;
+}
+
+int hk_builder_run(hk_builder_t *b) {
+    if (!b)
+        return EXIT_FAILED;
+    hk_host_t *h = NULL;
+    if (hk_builder_build(b, &h) < 0) {
+        int code = hk_builder_exit_code(b);
+        hk_builder_free(b);
+        return code;
+    }
+    hk_builder_free(b);
+    int code = hk_host_run(h);
+    hk_host_free(h);
+    return code;
+}
+
+/* ======================================================================== */
+/* host: accessors, references, stop requests                               */
+/* ======================================================================== */
+
+hk_token_t *hk_host_started(hk_host_t *h) { return h ? h->started : NULL; }
+hk_token_t *hk_host_stopping(hk_host_t *h) { return h ? h->stopping : NULL; }
+hk_token_t *hk_host_stopped(hk_host_t *h) { return h ? h->stopped : NULL; }
+hk_config_t *hk_host_config(hk_host_t *h) { return h ? h->config : NULL; }
+hk_log_t *hk_host_log(hk_host_t *h) { return h ? h->log : NULL; }
+hk_logger_t *hk_host_logger(hk_host_t *h, const char *category) {
+    return h ? hk_log_get(h->log, category) : NULL;
+}
+struct uv_loop_s *hk_host_loop(hk_host_t *h) { return h ? &h->loop : NULL; }
+const char *hk_host_environment(const hk_host_t *h) { return h ? h->environment : NULL; }
+const char *hk_host_content_root(const hk_host_t *h) { return h ? h->content_root : NULL; }
+
+static void host_free_core(hk_host_t *h) {
+    for (size_t i = 0; i < h->nsvcs; i++)
+        hk__service_free(h->svcs[i]);
+    hk__free(h->svcs);
+    hk_token_free(h->started);
+    hk_token_free(h->stopping);
+    hk_token_free(h->stopped);
+    hk_token_free(h->start_token);
+    hk_token_free(h->stop_token);
+    hk__free(h->environment);
+    hk__free(h->content_root);
+    hk_config_free(h->config);
+    hk__log_free(h->log);
+    pthread_mutex_destroy(&h->ctl.mu);
+    pthread_mutex_destroy(&h->wake_mu);
+    hk__free(h);
+}
+
+void hk__host_unref(hk_host_t *h) {
+    if (atomic_fetch_sub(&h->refs, 1) == 1)
+        host_free_core(h);
+}
+
+void hk__host_wake(hk_host_t *h) {
+    pthread_mutex_lock(&h->wake_mu);
+    if (h->wake_open)
+        uv_async_send(&h->wake);
+    pthread_mutex_unlock(&h->wake_mu);
+}
+
+void hk__host_request_stop(hk_host_t *h) {
+    atomic_store(&h->stop_requested, true);
+    hk_token_cancel(h->start_token);
+    hk__host_wake(h);
+}
+
+void hk_host_stop(hk_host_t *h) {
+    if (!h)
+        return;
+    atomic_store(&h->stop_requested, true);
+    hk__control_post(&h->ctl, CTL_STOP);
+}
+
+static bool stop_requested(hk_host_t *h) { return atomic_load(&h->stop_requested); }
+
+/* ======================================================================== */
+/* service threads                                                          */
+/* ======================================================================== */
+
+static void *task_main(void *arg) {
+    task_t *t = arg;
+    hk_service_t *svc = t->svc;
+    hk_host_t *h = svc->host;
+    int rc;
+    switch (t->kind) {
+    case TASK_EXECUTE: rc = svc->def.execute(svc, svc->stopping); break;
+    case TASK_START: rc = svc->def.start(svc, h->start_token); break;
+    default: rc = svc->def.stop(svc, h->stop_token); break;
+    }
+    t->rc = rc;
+    atomic_store_explicit(&t->done, true, memory_order_release);
+    hk__host_wake(h);
+    hk__host_unref(h);
+    return NULL;
+}
+
+static int task_launch(hk_host_t *h, task_t *t, task_kind_t kind) {
+    t->kind = kind;
+    t->joined = false;
+    t->rc = 0;
+    atomic_store(&t->done, false);
+    /* Service threads never take the host's signals: they go to the host and
+     * control threads, so services are not interrupted by EINTR. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    atomic_fetch_add(&h->refs, 1);
+    int rc = pthread_create(&t->thread, NULL, task_main, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        atomic_fetch_sub(&h->refs, 1);
+        return -rc;
+    }
+    t->launched = true;
+    return 0;
+}
+
+static bool task_running(const task_t *t) { return t->launched && !t->joined; }
+
+/* Joins the task if it finished. Returns true if it is (now) joined. */
+static bool task_reap(task_t *t) {
+    if (!task_running(t))
+        return t->launched;
+    if (!atomic_load_explicit(&t->done, memory_order_acquire))
+        return false;
+    pthread_join(t->thread, NULL);
+    t->joined = true;
+    return true;
+}
+
+/* ======================================================================== */
+/* background service results                                               */
+/* ======================================================================== */
+
+static void report_exec(hk_host_t *h, hk_service_t *svc, int rc) {
+    char why[512];
+    bool cancelled = hk_token_is_cancelled(svc->stopping);
+    if (rc == 0 || (rc == -ECANCELED && cancelled)) {
+        if (h->phase == PHASE_STOPPING)
+            hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
+        else
+            hk_log(h->lg_host, HK_LOG_INFO, "Background service %s completed", svc->name);
+        return;
+    }
+    hk__service_describe(svc, rc, why, sizeof why);
+    if (h->bg_behavior == BG_IGNORE) {
+        hk_log(h->lg_host, HK_LOG_ERROR,
+               "Background service %s failed: %s; the host keeps running "
+               "(Host:BackgroundServiceExceptionBehavior=Ignore)",
+               svc->name, why);
+        return;
+    }
+    hk_log(h->lg_host, HK_LOG_ERROR, "Background service %s failed: %s", svc->name, why);
+    h->exit_code = EXIT_FAILED;
+    if (h->phase != PHASE_STOPPING)
+        hk__host_request_stop(h);
+}
+
+/* Joins every finished background thread and reports its result. */
+static void reap_exec(hk_host_t *h) {
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_service_t *svc = h->svcs[i];
+        if (task_running(&svc->exec) && task_reap(&svc->exec))
+            report_exec(h, svc, svc->exec.rc);
+    }
+}
+
+static void on_wake(uv_async_t *async) {
+    hk_host_t *h = async->data;
+    reap_exec(h);
+    if (h->phase == PHASE_RUNNING && stop_requested(h))
+        uv_stop(&h->loop);
+}
+
+/* Lets the loop process what is pending (wake-ups, loop services' callbacks). */
+static void pump(hk_host_t *h) { uv_run(&h->loop, UV_RUN_NOWAIT); }
+
+/* ======================================================================== */
+/* start                                                                    */
+/* ======================================================================== */
+
+static bool launch_exec(hk_host_t *h, hk_service_t *svc) {
+    if (!svc->def.execute)
+        return true;
+    int rc = task_launch(h, &svc->exec, TASK_EXECUTE);
+    if (rc < 0) {
+        hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: cannot create its thread: %s",
+               svc->name, hk_strerror(rc));
+        h->exit_code = EXIT_FAILED;
+        return false;
+    }
+    return true;
+}
+
+static void log_start_timeout(hk_host_t *h, const char *what, const char *names) {
+    char secs[32];
+    hk__fmt_seconds(secs, sizeof secs, h->startup_timeout_s);
+    hk_log(h->lg_host, HK_LOG_CRITICAL, "Start-up timed out after %s %s %s", secs, what, names);
+    h->exit_code = EXIT_FAILED;
+}
+
+/* A stop requested during start-up: not a failure. */
+static bool start_abort_requested(hk_host_t *h) {
+    if (!stop_requested(h))
+        return false;
+    hk_log(h->lg_host, HK_LOG_INFO, "Stop requested during start-up; stopping what has started");
+    return true;
+}
+
+static bool start_failed(hk_host_t *h, hk_service_t *svc, int rc) {
+    char why[512];
+    if (rc == -ECANCELED && stop_requested(h))
+        return start_abort_requested(h);
+    hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: %s", svc->name,
+           hk__service_describe(svc, rc, why, sizeof why));
+    h->exit_code = EXIT_FAILED;
+    return true;
+}
+
+static bool start_sequential(hk_host_t *h) {
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_service_t *svc = h->svcs[i];
+        pump(h);
+        if (start_abort_requested(h))
+            return false;
+        hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
+        if (svc->def.start) {
+            int rc = svc->def.start(svc, h->start_token);
+            if (atomic_load(&h->startup_timed_out)) {
+                svc->started = rc == 0; /* so that the rollback stops it */
+                log_start_timeout(h, "while starting service", svc->name);
+                return false;
+            }
+            if (rc < 0) {
+                start_failed(h, svc, rc);
+                return false;
+            }
+        }
+        if (!launch_exec(h, svc))
+            return false;
+        svc->started = true;
+        hk_log(h->lg_host, HK_LOG_DEBUG, "Started service %s", svc->name);
+    }
+    return true;
+}
+
+/* Appends "a, b" names of services whose phase (or exec) task is still running. */
+static void running_names(hk_host_t *h, bool exec, char *buf, size_t len) {
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < h->nsvcs && off + 1 < len; i++) {
+        task_t *t = exec ? &h->svcs[i]->exec : &h->svcs[i]->phase;
+        if (task_running(t)) {
+            int n = snprintf(buf + off, len - off, "%s%s", off ? ", " : "", h->svcs[i]->name);
+            if (n > 0)
+                off += (size_t)n;
+        }
+    }
+}
+
+/* Waits (running the loop) until no phase task runs or the flag is set. */
+static void wait_phase_tasks(hk_host_t *h, atomic_bool *timed_out) {
+    for (;;) {
+        bool any = false;
+        for (size_t i = 0; i < h->nsvcs; i++)
+            if (task_running(&h->svcs[i]->phase) && !task_reap(&h->svcs[i]->phase))
+                any = true;
+        if (!any || atomic_load(timed_out))
+            return;
+        uv_run(&h->loop, UV_RUN_ONCE);
+    }
+}
+
+static bool start_concurrent(hk_host_t *h) {
+    pump(h);
+    if (start_abort_requested(h))
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_service_t *svc = h->svcs[i];
+        if (!svc->def.start)
+            continue;
+        hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
+        int rc = task_launch(h, &svc->phase, TASK_START);
+        if (rc < 0) {
+            svc->phase.rc = rc;
+            svc->phase.launched = false;
+            ok = false;
+            start_failed(h, svc, rc);
+        }
+    }
+    wait_phase_tasks(h, &h->startup_timed_out);
+    if (atomic_load(&h->startup_timed_out)) {
+        char names[1024];
+        running_names(h, false, names, sizeof names);
+        log_start_timeout(h, "; still starting:", names[0] ? names : "(none)");
+        ok = false;
+    }
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_service_t *svc = h->svcs[i];
+        if (!svc->def.start || !svc->phase.joined)
+            continue;
+        if (svc->phase.rc == 0)
+            svc->started = true; /* rollback stops it if another failed */
+        else if (ok || !atomic_load(&h->startup_timed_out))
+            ok = !start_failed(h, svc, svc->phase.rc) && ok;
+    }
+    if (!ok || start_abort_requested(h))
+        return false;
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_service_t *svc = h->svcs[i];
+        if (!launch_exec(h, svc))
+            return false;
+        svc->started = true;
+        hk_log(h->lg_host, HK_LOG_DEBUG, "Started service %s", svc->name);
+    }
+    return true;
+}
+
+static bool start_services(hk_host_t *h) {
+    if (h->startup_timeout_s > 0)
+        hk__control_set_deadline(h, DEADLINE_STARTUP, h->startup_timeout_s);
+    bool ok = h->start_concurrently ? start_concurrent(h) : start_sequential(h);
+    if (ok) {
+        pump(h);
+        ok = !start_abort_requested(h);
+    }
+    if (h->startup_timeout_s > 0)
+        hk__control_set_deadline(h, DEADLINE_NONE, -1);
+    return ok;
+}
+
+/* ======================================================================== */
+/* stop                                                                     */
+/* ======================================================================== */
+
+static void stop_failed(hk_host_t *h, hk_service_t *svc, int rc) {
+    char why[512];
+    if (rc == -ECANCELED && atomic_load(&h->shutdown_timed_out))
+        return; /* reported with the timeout */
+    hk_log(h->lg_host, HK_LOG_ERROR, "Service %s failed to stop: %s", svc->name,
+           hk__service_describe(svc, rc, why, sizeof why));
+    h->exit_code = EXIT_FAILED;
+}
+
+static void stop_sequential(hk_host_t *h, char *late, size_t late_len) {
+    size_t off = 0;
+    for (size_t i = h->nsvcs; i-- > 0;) {
+        hk_service_t *svc = h->svcs[i];
+        if (!svc->started || !svc->def.stop)
+            continue;
+        bool was_late = atomic_load(&h->shutdown_timed_out);
+        hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
+        int rc = svc->def.stop(svc, h->stop_token);
+        if (rc < 0)
+            stop_failed(h, svc, rc);
+        if (!was_late && atomic_load(&h->shutdown_timed_out) && off + 1 < late_len) {
+            int n = snprintf(late + off, late_len - off, "%s%s", off ? ", " : "", svc->name);
+            if (n > 0)
+                off += (size_t)n;
+        }
+        if (!svc->def.execute)
+            hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
+        pump(h);
+    }
+}
+
+static void stop_concurrent(hk_host_t *h) {
+    for (size_t i = h->nsvcs; i-- > 0;) {
+        hk_service_t *svc = h->svcs[i];
+        if (!svc->started || !svc->def.stop)
+            continue;
+        hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
+        int rc = task_launch(h, &svc->phase, TASK_STOP);
+        if (rc < 0) /* no thread: stop it here rather than not at all */
+            rc = svc->def.stop(svc, h->stop_token);
+        if (rc < 0)
+            stop_failed(h, svc, rc);
+    }
+    wait_phase_tasks(h, &h->shutdown_timed_out);
+    for (size_t i = h->nsvcs; i-- > 0;) {
+        hk_service_t *svc = h->svcs[i];
+        if (svc->started && svc->def.stop && svc->phase.joined) {
+            if (svc->phase.rc < 0)
+                stop_failed(h, svc, svc->phase.rc);
+            else if (!svc->def.execute)
+                hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
+        }
+    }
+}
+
+static bool exec_running(hk_host_t *h) {
+    for (size_t i = 0; i < h->nsvcs; i++)
+        if (task_running(&h->svcs[i]->exec))
+            return true;
+    return false;
+}
+
+static void stop_services(hk_host_t *h, bool was_started) {
+    h->phase = PHASE_STOPPING;
+    if (was_started && !h->suppress_status)
+        hk_log(h->lg_lifetime, HK_LOG_INFO, "Application is shutting down...");
+    hk_token_cancel(h->stopping);
+    hk__control_set_deadline(h, DEADLINE_SHUTDOWN, h->shutdown_timeout_s);
+
+    for (size_t i = h->nsvcs; i-- > 0;) {
+        hk_service_t *svc = h->svcs[i];
+        if (task_running(&svc->exec)) {
+            if (!svc->def.stop)
+                hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
+            hk_token_cancel(svc->stopping);
+        }
+    }
+
+    char late[1024] = "";
+    if (h->stop_concurrently)
+        stop_concurrent(h);
+    else
+        stop_sequential(h, late, sizeof late);
+
+    for (;;) {
+        reap_exec(h);
+        if (!exec_running(h) || atomic_load(&h->shutdown_timed_out))
+            break;
+        uv_run(&h->loop, UV_RUN_ONCE);
+    }
+    reap_exec(h);
+    hk__control_set_deadline(h, DEADLINE_NONE, -1);
+
+    if (atomic_load(&h->shutdown_timed_out)) {
+        char names[1024], secs[32];
+        running_names(h, true, names, sizeof names);
+        char phase_names[512];
+        running_names(h, false, phase_names, sizeof phase_names);
+        char all[2600];
+        snprintf(all, sizeof all, "%s%s%s%s%s", late, late[0] && phase_names[0] ? ", " : "",
+                 phase_names, (late[0] || phase_names[0]) && names[0] ? ", " : "", names);
+        hk__fmt_seconds(secs, sizeof secs, h->shutdown_timeout_s);
+        if (all[0]) {
+            hk_log(h->lg_host, HK_LOG_ERROR, "Shutdown timed out after %s; still running: %s", secs,
+                   all);
+            h->exit_code = EXIT_FAILED;
+        }
+    }
+}
+
+/* ======================================================================== */
+/* run                                                                      */
+/* ======================================================================== */
+
+static void close_leftover(uv_handle_t *handle, void *arg) {
+    hk_host_t *h = arg;
+    if (handle == (uv_handle_t *)&h->wake || uv_is_closing(handle))
+        return;
+    hk_log(h->lg_host, HK_LOG_WARN, "A libuv %s handle was left open by a service; closing it",
+           uv_handle_type_name(uv_handle_get_type(handle)));
+    uv_close(handle, NULL);
+}
+
+static void teardown_loop(hk_host_t *h) {
+    pump(h);
+    uv_walk(&h->loop, close_leftover, h);
+    pthread_mutex_lock(&h->wake_mu);
+    h->wake_open = false;
+    pthread_mutex_unlock(&h->wake_mu);
+    uv_close((uv_handle_t *)&h->wake, NULL);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+}
+
+static void close_loop(hk_host_t *h) {
+    if (h->loop_closed)
+        return;
+    int rc = uv_loop_close(&h->loop);
+    if (rc < 0)
+        hk_log(h->lg_host, HK_LOG_ERROR, "The event loop still has open handles: %s",
+               uv_strerror(rc));
+    else
+        h->loop_closed = true;
+}
+
+static bool service_hung(const hk_service_t *svc) {
+    return task_running(&svc->exec) || task_running(&svc->phase);
+}
+
+static void destroy_services(hk_host_t *h) {
+    for (size_t i = h->nsvcs; i-- > 0;) {
+        hk_service_t *svc = h->svcs[i];
+        if (service_hung(svc)) {
+            /* Its thread keeps a reference on the host and frees nothing it uses. */
+            task_t *tasks[] = {&svc->exec, &svc->phase};
+            for (size_t k = 0; k < HK_ARRAY_SIZE(tasks); k++) {
+                if (task_running(tasks[k])) {
+                    pthread_detach(tasks[k]->thread);
+                    tasks[k]->joined = true;
+                }
+            }
+            svc->destroyed = true;
+            continue;
+        }
+        hk__service_destroy_data(svc);
+    }
+}
+
+int hk_host_run(hk_host_t *h) {
+    if (!h)
+        return EXIT_FAILED;
+    if (h->ran) {
+        hk_log(h->lg_host, HK_LOG_ERROR, "hk_host_run was called twice on the same host");
+        return EXIT_FAILED;
+    }
+    h->ran = true;
+    h->exit_code = 0;
+
+    int rc = uv_async_init(&h->loop, &h->wake, on_wake);
+    if (rc < 0) {
+        hk_log(h->lg_host, HK_LOG_CRITICAL, "Cannot start the host: uv_async_init: %s",
+               uv_strerror(rc));
+        hk_token_cancel(h->stopping);
+        hk_token_cancel(h->stopped);
+        destroy_services(h);
+        return EXIT_FAILED;
+    }
+    h->wake.data = h;
+    h->wake_open = true;
+    rc = hk__control_start(h);
+    bool ok = false;
+    if (rc < 0) {
+        hk_log(h->lg_host, HK_LOG_CRITICAL, "Cannot start the host's control thread: %s",
+               hk_strerror(rc));
+        h->exit_code = EXIT_FAILED;
+    } else {
+        h->phase = PHASE_STARTING;
+        ok = start_services(h);
+    }
+
+    if (ok) {
+        h->phase = PHASE_RUNNING;
+        hk_token_cancel(h->started);
+        if (!h->suppress_status) {
+            hk_log(h->lg_lifetime, HK_LOG_INFO, "Application started. Press Ctrl+C to shut down.");
+            hk_log(h->lg_lifetime, HK_LOG_INFO, "Hosting environment: %s", h->environment);
+            hk_log(h->lg_lifetime, HK_LOG_INFO, "Content root path: %s", h->content_root);
+        }
+        while (!stop_requested(h))
+            uv_run(&h->loop, UV_RUN_DEFAULT);
+    }
+    stop_services(h, ok);
+    h->phase = PHASE_DONE;
+    hk_token_cancel(h->stopped);
+    hk__control_stop(h);
+    teardown_loop(h);
+    close_loop(h);
+    destroy_services(h);
+    hk__log_flush(h->log);
+    return h->exit_code;
+}
+
+void hk_host_free(hk_host_t *h) {
+    if (!h || h->freed)
+        return;
+    h->freed = true;
+    if (!h->ran)
+        destroy_services(h);
+    close_loop(h);
+    hk__host_unref(h);
+}

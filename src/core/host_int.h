@@ -1,0 +1,111 @@
+/*
+ * Private structures of the host (src/core/host.c), its services
+ * (src/core/service.c) and its control thread (src/core/control.c).
+ * Depends on libuv, pthreads, src/common, src/log and the public headers.
+ */
+#ifndef HK_SRC_HOST_INT_H
+#define HK_SRC_HOST_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "common/common.h"
+#include "hostkit/host.h"
+
+/* A thread running one service callback: execute, or start/stop in concurrent mode. */
+typedef enum task_kind { TASK_EXECUTE, TASK_START, TASK_STOP } task_kind_t;
+typedef struct task {
+    hk_service_t *svc;
+    task_kind_t kind;
+    pthread_t thread;
+    bool launched; /* pthread_create succeeded */
+    bool joined;
+    atomic_bool done; /* release-stored after rc */
+    int rc;
+} task_t;
+
+struct hk_service_s {
+    char *name;
+    hk_service_def_t def;
+    hk_host_t *host;
+    hk_token_t *stopping; /* execute's token; NULL for hosted services */
+    task_t exec;
+    task_t phase;
+    bool started;   /* start succeeded and its thread (if any) launched */
+    bool destroyed; /* destroy hook ran */
+    char *error;    /* from hk_service_fail; read after the callback returned */
+};
+
+/* What the control thread is timing. */
+typedef enum deadline_kind { DEADLINE_NONE, DEADLINE_STARTUP, DEADLINE_SHUTDOWN } deadline_kind_t;
+
+typedef struct hk__control {
+    int rfd, wfd;           /* self-pipe: hk_host_stop and the signal handler write bytes */
+    atomic_int wfd_pub;     /* wfd while writers may use it, else -1 */
+    atomic_int writers;     /* writers between loading wfd_pub and finishing their write */
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t mu;     /* guards the deadline */
+    uint64_t deadline_ns;
+    deadline_kind_t deadline_kind;
+    bool owns_signals;
+    struct sigaction old_int, old_term, old_quit, old_pipe;
+    int signals_seen;       /* control thread only */
+} hk__control_t;
+
+typedef enum host_phase { PHASE_BUILT, PHASE_STARTING, PHASE_RUNNING, PHASE_STOPPING, PHASE_DONE } host_phase_t;
+
+struct hk_host_s {
+    atomic_int refs; /* 1 for the owner + 1 per live service thread */
+    hk_config_t *config;
+    hk_log_t *log;
+    hk_logger_t *lg_host, *lg_lifetime;
+
+    hk_service_t **svcs;
+    size_t nsvcs;
+
+    uv_loop_t loop;
+    uv_async_t wake;
+    pthread_mutex_t wake_mu; /* guards wake_open against late service threads */
+    bool wake_open;
+
+    hk_token_t *started, *stopping, *stopped;
+    hk_token_t *start_token, *stop_token;
+
+    /* settings */
+    double shutdown_timeout_s, startup_timeout_s;
+    bool start_concurrently, stop_concurrently, suppress_status, handle_signals;
+    int bg_behavior; /* 0 StopHost, 1 Ignore */
+    char *environment, *content_root;
+
+    atomic_bool stop_requested;
+    atomic_bool startup_timed_out, shutdown_timed_out;
+    host_phase_t phase; /* host thread only */
+    int exit_code;      /* host thread only */
+    bool ran, freed, loop_closed;
+
+    hk__control_t ctl;
+};
+
+/* service.c */
+hk_service_t *hk__service_new(const hk_service_def_t *def);
+void hk__service_free(hk_service_t *svc);
+void hk__service_destroy_data(hk_service_t *svc);
+/* "message: strerror" for a failed callback (owned by svc until the next call). */
+const char *hk__service_describe(hk_service_t *svc, int rc, char *buf, size_t len);
+
+/* control.c: the control thread owns signals, hk_host_stop delivery and deadlines. */
+int hk__control_start(hk_host_t *host);
+void hk__control_stop(hk_host_t *host);
+void hk__control_set_deadline(hk_host_t *host, deadline_kind_t kind, double seconds);
+void hk__control_post(hk__control_t *ctl, unsigned char msg);
+enum { CTL_WAKE = 1, CTL_STOP = 2, CTL_QUIT = 3, CTL_SIGNAL_BASE = 64 };
+
+/* host.c, for control.c */
+void hk__host_request_stop(hk_host_t *host);
+void hk__host_wake(hk_host_t *host);
+void hk__host_unref(hk_host_t *host);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * Service objects: creation from a definition, accessors for service
+ * callbacks, failure messages (hk_service_fail), destruction.
+ * Depends on src/common and host_int.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/host_int.h"
+
+hk_service_t *hk__service_new(const hk_service_def_t *def) {
+    hk_service_t *svc = hk__calloc(1, sizeof *svc);
+    if (!svc)
+        return NULL;
+    svc->name = hk__strdup(def->name);
+    if (!svc->name) {
+        hk__free(svc);
+        return NULL;
+    }
+    svc->def = *def;
+    svc->def.name = svc->name;
+    svc->exec.svc = svc->phase.svc = svc;
+    svc->exec.kind = TASK_EXECUTE;
+    atomic_init(&svc->exec.done, false);
+    atomic_init(&svc->phase.done, false);
+    if (def->execute && hk_token_new(&svc->stopping) < 0) {
+        hk__free(svc->name);
+        hk__free(svc);
+        return NULL;
+    }
+    return svc;
+}
+
+void hk__service_destroy_data(hk_service_t *svc) {
+    if (svc->destroyed)
+        return;
+    svc->destroyed = true;
+    if (svc->def.destroy)
+        svc->def.destroy(svc->def.data);
+}
+
+void hk__service_free(hk_service_t *svc) {
+    if (!svc)
+        return;
+    hk_token_free(svc->stopping);
+    hk__free(svc->error);
+    hk__free(svc->name);
+    hk__free(svc);
+}
+
+const char *hk__service_describe(hk_service_t *svc, int rc, char *buf, size_t len) {
+    if (svc->error)
+        snprintf(buf, len, "%s (%s)", svc->error, hk_strerror(rc));
+    else
+        snprintf(buf, len, "%s", hk_strerror(rc));
+    return buf;
+}
+
+const char *hk_service_name(const hk_service_t *svc) { return svc ? svc->name : NULL; }
+void *hk_service_data(const hk_service_t *svc) { return svc ? svc->def.data : NULL; }
+hk_host_t *hk_service_host(const hk_service_t *svc) { return svc ? svc->host : NULL; }
+
+int hk_service_fail(hk_service_t *svc, int err, const char *fmt, ...) {
+    if (err >= 0)
+        err = -EIO;
+    if (!svc || !fmt)
+        return err;
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = hk__vasprintf(fmt, ap);
+    va_end(ap);
+    if (msg) {
+        hk__free(svc->error);
+        svc->error = msg;
+    }
+    return err;
+}

@@ -1,0 +1,126 @@
+/*
+ * Shared test helpers (see testutil.h). Depends on libc, pthreads, cmocka
+ * and libhostkit.
+ */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct capture {
+    pthread_mutex_t mu;
+    char **lines;
+    size_t n, cap;
+};
+
+capture_t *capture_new(void) {
+    capture_t *c = calloc(1, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void capture_free(capture_t *c) {
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->lines[i]);
+    free(c->lines);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void capture_sink(const hk_log_record_t *rec, void *data) {
+    capture_t *c = data;
+    pthread_mutex_lock(&c->mu);
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->lines = realloc(c->lines, c->cap * sizeof *c->lines);
+    }
+    c->lines[c->n++] = strndup(rec->line, rec->len);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int capture_find(capture_t *c, const char *needle, int from) {
+    pthread_mutex_lock(&c->mu);
+    int found = -1;
+    for (size_t i = from < 0 ? 0 : (size_t)from; i < c->n; i++) {
+        if (strstr(c->lines[i], needle)) {
+            found = (int)i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return found;
+}
+
+int capture_count(capture_t *c, const char *needle) {
+    pthread_mutex_lock(&c->mu);
+    int n = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (strstr(c->lines[i], needle))
+            n++;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+size_t capture_lines(capture_t *c) {
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->n;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+void capture_dump(capture_t *c) {
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n; i++)
+        fprintf(stderr, "  [%zu] %s", i, c->lines[i]);
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool wait_until(bool (*cond)(void *), void *arg, int timeout_ms) {
+    struct timespec start, now, tick = {0, 1000000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (cond(arg))
+            return true;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed > timeout_ms)
+            return cond(arg);
+        nanosleep(&tick, NULL);
+    }
+}
+
+/* ---- failing allocator ---------------------------------------------------- */
+
+static atomic_long fa_count;
+static atomic_long fa_at;
+static atomic_bool fa_persistent;
+
+static bool fa_fail(void) {
+    long n = atomic_fetch_add(&fa_count, 1) + 1;
+    long at = atomic_load(&fa_at);
+    if (at <= 0)
+        return false;
+    return atomic_load(&fa_persistent) ? n >= at : n == at;
+}
+static void *fa_malloc(size_t s) { return fa_fail() ? NULL : malloc(s); }
+static void *fa_realloc(void *p, size_t s) { return fa_fail() ? NULL : realloc(p, s); }
+static void *fa_calloc(size_t n, size_t s) { return fa_fail() ? NULL : calloc(n, s); }
+
+void failalloc_install(void) {
+    atomic_store(&fa_count, 0);
+    atomic_store(&fa_at, 0);
+    hk_replace_allocator(fa_malloc, fa_realloc, fa_calloc, free);
+}
+void failalloc_set(long fail_at, bool persistent) {
+    atomic_store(&fa_count, 0);
+    atomic_store(&fa_persistent, persistent);
+    atomic_store(&fa_at, fail_at);
+}
+long failalloc_count(void) { return atomic_load(&fa_count); }
+void failalloc_uninstall(void) { hk_replace_allocator(malloc, realloc, calloc, free); }
