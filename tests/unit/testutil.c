@@ -98,6 +98,7 @@ bool wait_until(bool (*cond)(void *), void *arg, int timeout_ms) {
 /* ---- failing allocator ---------------------------------------------------- */
 
 static atomic_long fa_count;
+static atomic_long fa_live;
 static atomic_long fa_at;
 static atomic_bool fa_persistent;
 
@@ -108,14 +109,29 @@ static bool fa_fail(void) {
         return false;
     return atomic_load(&fa_persistent) ? n >= at : n == at;
 }
-static void *fa_malloc(size_t s) { return fa_fail() ? NULL : malloc(s); }
-static void *fa_realloc(void *p, size_t s) { return fa_fail() ? NULL : realloc(p, s); }
-static void *fa_calloc(size_t n, size_t s) { return fa_fail() ? NULL : calloc(n, s); }
+static void *counted(void *p) {
+    if (p)
+        atomic_fetch_add(&fa_live, 1);
+    return p;
+}
+static void *fa_malloc(size_t s) { return fa_fail() ? NULL : counted(malloc(s)); }
+static void *fa_calloc(size_t n, size_t s) { return fa_fail() ? NULL : counted(calloc(n, s)); }
+static void *fa_realloc(void *p, size_t s) {
+    if (fa_fail())
+        return NULL;
+    return p ? realloc(p, s) : counted(realloc(p, s));
+}
+static void fa_free(void *p) {
+    if (p)
+        atomic_fetch_sub(&fa_live, 1);
+    free(p);
+}
+long alloc_live(void) { return atomic_load(&fa_live); }
 
 void failalloc_install(void) {
     atomic_store(&fa_count, 0);
     atomic_store(&fa_at, 0);
-    hk_replace_allocator(fa_malloc, fa_realloc, fa_calloc, free);
+    hk_replace_allocator(fa_malloc, fa_realloc, fa_calloc, fa_free);
 }
 void failalloc_set(long fail_at, bool persistent) {
     atomic_store(&fa_count, 0);

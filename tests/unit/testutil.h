@@ -35,5 +35,8 @@ void failalloc_install(void);
 void failalloc_set(long fail_at, bool persistent);
 long failalloc_count(void);
 void failalloc_uninstall(void);
+/* Allocations made through hostkit's allocator and not yet freed, while the
+ * failalloc allocator is installed (it counts even when it never fails). */
+long alloc_live(void);
 
 #endif
