@@ -464,8 +464,11 @@ static bool task_reap(task_t *t) {
 static void report_exec(hk_host_t *h, hk_service_t *svc, int rc) {
     char why[512];
     bool cancelled = hk_token_is_cancelled(svc->stopping);
+    /* Threads reaped while stopping, or in the teardown after a shutdown
+     * timeout (PHASE_DONE), were stopped, not "completed". */
+    bool stopping = h->phase >= PHASE_STOPPING;
     if (rc == 0 || (rc == -ECANCELED && cancelled)) {
-        if (h->phase == PHASE_STOPPING)
+        if (stopping)
             hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
         else
             hk_log(h->lg_host, HK_LOG_INFO, "Background service %s completed", svc->name);
@@ -481,7 +484,7 @@ static void report_exec(hk_host_t *h, hk_service_t *svc, int rc) {
     }
     hk_log(h->lg_host, HK_LOG_ERROR, "Background service %s failed: %s", svc->name, why);
     h->exit_code = EXIT_FAILED;
-    if (h->phase != PHASE_STOPPING)
+    if (!stopping)
         hk__host_request_stop(h);
 }
 
@@ -607,9 +610,9 @@ static bool start_concurrent(hk_host_t *h) {
     bool ok = true;
     for (size_t i = 0; i < h->nsvcs; i++) {
         hk_service_t *svc = h->svcs[i];
+        hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
         if (!svc->def.start)
             continue;
-        hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
         int rc = task_launch(h, &svc->phase, TASK_START);
         if (rc < 0) {
             svc->phase.rc = rc;
