@@ -36,6 +36,8 @@ struct hk_config_s {
     pthread_mutex_t err_mu; /* getters on several threads may record errors */
     char **errors;
     size_t nerrors, errors_cap;
+    size_t nlost;   /* errors not stored for lack of memory, listed after errors[] */
+    bool last_lost; /* the newest error is one of them */
 };
 
 static uint32_t key_hash(const char *k) {
@@ -192,22 +194,28 @@ const char *hk_config_key_at(const hk_config_t *c, size_t i) {
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* Stands for an error whose message or slot could not be allocated: the
+ * error still counts (the host must not start), only its text is lost. */
+static const char oom_error[] = "out of memory while recording a configuration error";
+
 static void record_error(hk_config_t *c, char *msg /* owned, may be NULL (OOM) */) {
-    if (!msg)
-        msg = hk__strdup("out of memory while reporting a configuration error");
     pthread_mutex_lock(&c->err_mu);
-    if (c->nerrors == c->errors_cap) {
+    if (msg && c->nerrors == c->errors_cap) {
         size_t cap = c->errors_cap ? c->errors_cap * 2 : 8;
         char **ne = hk__realloc(c->errors, cap * sizeof *ne);
-        if (!ne) {
-            pthread_mutex_unlock(&c->err_mu);
+        if (ne) {
+            c->errors = ne;
+            c->errors_cap = cap;
+        } else {
             hk__free(msg);
-            return;
+            msg = NULL;
         }
-        c->errors = ne;
-        c->errors_cap = cap;
     }
-    c->errors[c->nerrors++] = msg;
+    if (msg)
+        c->errors[c->nerrors++] = msg;
+    else
+        c->nlost++;
+    c->last_lost = !msg;
     pthread_mutex_unlock(&c->err_mu);
 }
 
@@ -215,7 +223,7 @@ size_t hk_config_error_count(const hk_config_t *c) {
     if (!c)
         return 0;
     pthread_mutex_lock((pthread_mutex_t *)&c->err_mu);
-    size_t n = c->nerrors;
+    size_t n = c->nerrors + c->nlost;
     pthread_mutex_unlock((pthread_mutex_t *)&c->err_mu);
     return n;
 }
@@ -224,7 +232,7 @@ const char *hk_config_error(const hk_config_t *c, size_t i) {
     if (!c)
         return NULL;
     pthread_mutex_lock((pthread_mutex_t *)&c->err_mu);
-    const char *e = i < c->nerrors ? c->errors[i] : NULL;
+    const char *e = i < c->nerrors ? c->errors[i] : i - c->nerrors < c->nlost ? oom_error : NULL;
     pthread_mutex_unlock((pthread_mutex_t *)&c->err_mu);
     return e;
 }
@@ -233,7 +241,7 @@ const char *hk_config_last_error(const hk_config_t *c) {
     if (!c)
         return NULL;
     pthread_mutex_lock((pthread_mutex_t *)&c->err_mu);
-    const char *e = c->nerrors ? c->errors[c->nerrors - 1] : NULL;
+    const char *e = c->last_lost ? oom_error : c->nerrors ? c->errors[c->nerrors - 1] : NULL;
     pthread_mutex_unlock((pthread_mutex_t *)&c->err_mu);
     return e;
 }

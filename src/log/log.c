@@ -226,7 +226,8 @@ void hk_logger_vwrite(hk_logger_t *lg, hk_log_level_t level, int event_id, const
     /* One line per message: render line breaks as the two characters \n. */
     char line[MSG_MAX * 2 + 256];
     int h = snprintf(line, sizeof line, "%s: %s[%d] ", level_tags[level], lg->category, event_id);
-    size_t len = (h < 0) ? 0 : ((size_t)h < sizeof line ? (size_t)h : sizeof line - 1);
+    /* A header that fills the buffer (a huge category) is clipped, leaving room for "\n\0". */
+    size_t len = (h < 0) ? 0 : ((size_t)h < sizeof line - 2 ? (size_t)h : sizeof line - 2);
     for (const char *m = msg; *m && len < sizeof line - 3; m++) {
         if (*m == '\n' || *m == '\r') {
             line[len++] = '\\';
