@@ -7,9 +7,18 @@
  *   1. defaults set by the program (hk_config_set_default)
  *   2. HOSTKIT_-prefixed environment variables, prefix removed
  *      (HOSTKIT_ENVIRONMENT -> "ENVIRONMENT")
- *   3. all environment variables, "__" standing for ':' (Worker__Count)
- *   4. the command line: --Key=Value, --Key Value, /Key=Value, Key=Value
- *   5. overrides set by the program (hk_config_set)
+ *   3. JSON files (hk_config_add_json_file; the host builder adds
+ *      appsettings.json and appsettings.{Environment}.json from the content
+ *      root) and custom providers, in the order added
+ *   4. all environment variables, "__" standing for ':' (Worker__Count)
+ *   5. the command line: --Key=Value, --Key Value, /Key=Value, Key=Value
+ *   6. overrides set by the program (hk_config_set)
+ *
+ * A reload (SIGHUP, a watched file changing, hk_config_request_reload) reads
+ * files and custom providers again and swaps in the new values atomically
+ * on the host thread; a reload that fails to parse or validate changes
+ * nothing. Values read earlier stay valid: each reload keeps the previous
+ * values' memory until the store is freed.
  *
  * Typed getters check the text and report a bad value with the key, the
  * value and its source, e.g.
@@ -18,10 +27,11 @@
  * host builder refuses to build while any is recorded, logs them all and
  * makes the program exit with 78.
  *
- * Thread-safety: getters may be called from any thread concurrently with
- * each other; setters must not run concurrently with anything else on the
- * same store. Strings returned by getters are owned by the store and stay
- * valid until the key is set again or the store is freed.
+ * Thread-safety: getters may be called from any thread, also during a
+ * reload; setters and hk_config_add_* are for set-up (before the host runs)
+ * and must not run concurrently with anything else on the same store.
+ * Strings returned by getters are owned by the store and stay valid until
+ * the same key is set again with a setter or the store is freed.
  */
 #ifndef HOSTKIT_CONFIG_H
 #define HOSTKIT_CONFIG_H
@@ -119,7 +129,58 @@ HK_EXTERN size_t hk_config_error_count(const hk_config_t *config);
 HK_EXTERN const char *hk_config_error(const hk_config_t *config, size_t i);
 HK_EXTERN const char *hk_config_last_error(const hk_config_t *config);
 
-/* Number of keys set, and the i-th key in insertion order (for listings). */
+/*
+ * Adds a JSON file source (strict JSON, top level an object; objects nest
+ * with ':', arrays become Section:0, Section:1, ..., values keep their
+ * text, null is an empty value) and loads it now. path is used as given
+ * (relative to the working directory) and names the file in messages. A
+ * missing optional file provides nothing; a missing required file, an
+ * unreadable file or malformed JSON is recorded as a configuration error
+ * ("appsettings.json:12:5: <what is wrong>"), so the build fails with 78.
+ * With reload_on_change the host watches the file (in-place writes,
+ * write-then-rename, symlink swaps) and reloads on change.
+ * Returns 0, -EINVAL (recorded error) or -ENOMEM.
+ */
+HK_EXTERN int hk_config_add_json_file(hk_config_t *config, const char *path, bool optional,
+                                      bool reload_on_change);
+
+/* Where a custom provider puts its keys during load. */
+typedef struct hk_config_sink_s hk_config_sink_t;
+/* Adds key = value (copied). Returns 0, -EINVAL or -ENOMEM. */
+HK_EXTERN int hk_config_sink_set(hk_config_sink_t *sink, const char *key, const char *value);
+
+/*
+ * A custom source. load fills the sink with every key it provides (called
+ * when added and on every reload, on the thread adding or reloading);
+ * returns 0, or a negative errno with a message in err (the reload then
+ * keeps the previous values). watch (optional) is called when the host
+ * starts: the provider may then call hk_config_request_reload(config) from
+ * any thread when its data changed; unwatch (optional) when the host stops.
+ * destroy (optional) releases data when the store is freed.
+ */
+typedef struct hk_config_provider {
+    const char *name; /* origin shown in messages: "(from NAME)" */
+    int (*load)(void *data, hk_config_sink_t *sink, char *err, size_t err_len);
+    int (*watch)(void *data, hk_config_t *config);
+    void (*unwatch)(void *data);
+    hk_destroy_cb destroy;
+    void *data;
+} hk_config_provider_t;
+
+/*
+ * Adds a custom provider (ranked with the JSON files, in the order added)
+ * and loads it now; a failing load is recorded as a configuration error.
+ * On success the store owns provider->data. Returns 0, -EINVAL or -ENOMEM.
+ */
+HK_EXTERN int hk_config_add_provider(hk_config_t *config, const hk_config_provider_t *provider);
+
+/*
+ * Asks the host to reload every source (as SIGHUP does). Safe from any
+ * thread; async-signal-safe. Before the host runs, the request waits for it.
+ */
+HK_EXTERN void hk_config_request_reload(hk_config_t *config);
+
+/* Number of keys set, and the i-th key (for listings). */
 HK_EXTERN size_t hk_config_count(const hk_config_t *config);
 HK_EXTERN const char *hk_config_key_at(const hk_config_t *config, size_t i);
 

@@ -39,6 +39,7 @@
  *   Host:ServicesStartConcurrently: bool, false  Host:ServicesStopConcurrently: bool, false
  *   Host:BackgroundServiceExceptionBehavior: StopHost|Ignore, StopHost
  *   Host:SuppressStatusMessages: bool, false     Host:HandleSignals: bool, true
+ *   Host:ConfigReloadDebounceMs: int, 250 (wait after a file change before reloading)
  *   environment (HOSTKIT_ENVIRONMENT, --environment): string, Production
  *   contentRoot (HOSTKIT_CONTENTROOT, --contentRoot): string, the working directory
  */
@@ -51,6 +52,7 @@
 #include "common.h"
 #include "config.h"
 #include "log.h"
+#include "options.h"
 #include "token.h"
 
 #ifdef __cplusplus
@@ -125,12 +127,42 @@ HK_EXTERN int hk_builder_add_hosted(hk_builder_t *builder, const char *name,
                                     void *data, hk_destroy_cb destroy);
 
 /*
+ * Adds a JSON configuration file (see hk_config_add_json_file); a relative
+ * path is relative to the content root. The builder already added
+ * appsettings.json and appsettings.{Environment}.json from the content root
+ * (optional, reloaded on change). Files added later win over earlier ones;
+ * environment variables and the command line win over all files.
+ * Returns 0, -EINVAL (recorded: the build fails with 78) or -ENOMEM.
+ */
+HK_EXTERN int hk_builder_add_json_file(hk_builder_t *builder, const char *path, bool optional,
+                                       bool reload_on_change);
+
+/*
+ * Registers typed options for a configuration section (hostkit/options.h).
+ * The build binds and validates them, listing every problem (exit 78), and
+ * warns about unknown keys in the section; every reload binds them again.
+ * *ret_opts is owned by the builder, then the host, until hk_host_free.
+ * def and its fields must outlive the host (use static const tables).
+ * Returns 0, -EINVAL or -ENOMEM (recorded: the build fails).
+ */
+HK_EXTERN int hk_builder_add_options(hk_builder_t *builder, const hk_options_def_t *def,
+                                     hk_options_t **ret_opts);
+
+/* The program's version, shown by --version. Copied. Returns 0, -EINVAL, -ENOMEM. */
+HK_EXTERN int hk_builder_set_version(hk_builder_t *builder, const char *version);
+
+/*
  * Builds the host: reads the host settings, checks every recorded error and
  * the logging configuration. On success moves the configuration, log and
  * services into *ret_host and returns 0 (free the builder afterwards). On
  * failure logs every error, leaves the builder as it was and returns -EINVAL
  * or -ENOMEM; hk_builder_exit_code() then tells the exit code (64, 78 or 1)
  * and hk_builder_error() the first error message.
+ * The reserved switches are handled here, before anything else: --help
+ * (-h) prints usage with every registered option, --version the version,
+ * --print-config every key with its value and source (secrets as ***);
+ * each to stdout, then it returns -ECANCELED with exit code 0 (78 for
+ * --print-config when the configuration is invalid).
  */
 HK_EXTERN int hk_builder_build(hk_builder_t *builder, hk_host_t **ret_host);
 HK_EXTERN int hk_builder_exit_code(const hk_builder_t *builder);
@@ -152,8 +184,9 @@ HK_EXTERN int hk_builder_run(hk_builder_t *builder);
  * SIGTERM and SIGQUIT request a graceful stop while it runs (one host per
  * process can own them; a second concurrent host runs without), a second
  * such signal logs "Forced shutdown" and ends the process at once with
- * 128+signal (_exit, after the log is flushed), and SIGPIPE is ignored.
- * Previous signal dispositions are restored before it returns.
+ * 128+signal (_exit, after the log is flushed). SIGHUP reloads the
+ * configuration (every file and provider) and SIGPIPE is ignored. Previous
+ * signal dispositions are restored before it returns.
  */
 HK_EXTERN int hk_host_run(hk_host_t *host);
 
@@ -186,6 +219,16 @@ HK_EXTERN void hk_host_stop(hk_host_t *host);
 HK_EXTERN hk_token_t *hk_host_started(hk_host_t *host);
 HK_EXTERN hk_token_t *hk_host_stopping(hk_host_t *host);
 HK_EXTERN hk_token_t *hk_host_stopped(hk_host_t *host);
+
+/*
+ * Calls cb on the host thread after a configuration reload changed any key
+ * in section (the key itself or any key under "section:"); "" matches every
+ * change. Register before run or on the host thread. Returns 0, -EINVAL,
+ * -ENOMEM.
+ */
+typedef void (*hk_config_change_cb)(hk_host_t *host, const char *section, void *data);
+HK_EXTERN int hk_host_on_config_change(hk_host_t *host, const char *section, hk_config_change_cb cb,
+                                       void *data);
 
 /* The host's configuration, log and a logger for a category (any thread). */
 HK_EXTERN hk_config_t *hk_host_config(hk_host_t *host);

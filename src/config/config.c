@@ -9,7 +9,11 @@
  * is one hash and usually one strcasecmp. Keys are never removed.
  */
 #include <ctype.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -19,20 +23,67 @@
 #include <strings.h>
 
 #include "common/common.h"
+#include "config/config_int.h"
+#include "config/json.h"
 #include "hostkit/config.h"
 
 typedef struct entry {
     char *key;
     char *value;
-    char *origin; /* "command line", "environment variable X", ... */
-    hk_config_source_t source;
+    char *origin; /* "command line", "environment variable X", "appsettings.json" ... */
+    int rank;     /* precedence of the provider that set it */
 } entry_t;
 
-struct hk_config_s {
+/* Keys in insertion order plus an open-addressing index over them. */
+typedef struct table {
     entry_t *entries;
     size_t n, cap;
     uint32_t *index; /* 0 = empty, else position + 1 */
     size_t index_cap;
+} table_t;
+
+typedef enum prov_kind { PROV_MEMORY, PROV_JSON, PROV_CUSTOM } prov_kind_t;
+
+/*
+ * A source of keys. Memory providers (defaults, environment, command line,
+ * overrides) hold what was set into them; JSON and custom providers refill
+ * `data` on every (re)load. The merged view is rebuilt from all of them on
+ * a reload, in rank order.
+ */
+typedef struct provider {
+    prov_kind_t kind;
+    int rank;
+    char *name; /* origin of its values: "appsettings.json", a custom name */
+    char *path; /* JSON: the file to read */
+    bool optional, reload_on_change;
+    hk_config_provider_t custom;
+    table_t data;
+} provider_t;
+
+/* Ranks: the five built-in sources, with files and custom providers between
+ * the HOSTKIT_ variables and the plain environment variables. */
+enum {
+    RANK_DEFAULT = 0,
+    RANK_HOST_ENV = 100,
+    RANK_FILES = 200, /* appsettings.json 200, appsettings.{Env}.json 201, then added ones */
+    RANK_ENV = 10000,
+    RANK_COMMAND_LINE = 10100,
+    RANK_OVERRIDE = 10200,
+};
+
+struct hk_config_s {
+    table_t *_Atomic cur;   /* merged view; readers load it with acquire */
+    table_t **retired;      /* earlier views, kept so returned strings stay valid */
+    size_t nretired;
+    provider_t **provs;     /* ascending rank */
+    size_t nprovs;
+    int next_file_rank;
+    unsigned flags;         /* HK__FLAG_* from the command line */
+    table_t **staged;       /* pending reload: new data per provider (NULL: unchanged) */
+    size_t nstaged;
+    void (*_Atomic hook)(void *); /* hk_config_request_reload goes here */
+    void *hook_data;
+    atomic_bool reload_pending;
     pthread_mutex_t err_mu; /* getters on several threads may record errors */
     char **errors;
     size_t nerrors, errors_cap;
@@ -49,27 +100,175 @@ static uint32_t key_hash(const char *k) {
     return h;
 }
 
+/* ---- tables ------------------------------------------------------------- */
+
+static void table_clear(table_t *t) {
+    for (size_t i = 0; i < t->n; i++) {
+        hk__free(t->entries[i].key);
+        hk__free(t->entries[i].value);
+        hk__free(t->entries[i].origin);
+    }
+    hk__free(t->entries);
+    hk__free(t->index);
+    memset(t, 0, sizeof *t);
+}
+
+static void table_free(table_t *t) {
+    if (t) {
+        table_clear(t);
+        hk__free(t);
+    }
+}
+
+static entry_t *table_find(const table_t *t, const char *key) {
+    if (!t || !key || !t->index_cap)
+        return NULL;
+    size_t mask = t->index_cap - 1;
+    for (size_t i = key_hash(key) & mask;; i = (i + 1) & mask) {
+        uint32_t pos = t->index[i];
+        if (!pos)
+            return NULL;
+        if (strcasecmp(t->entries[pos - 1].key, key) == 0)
+            return &t->entries[pos - 1];
+    }
+}
+
+static int index_grow(table_t *t) {
+    size_t cap = t->index_cap ? t->index_cap * 2 : 64;
+    uint32_t *idx = hk__calloc(cap, sizeof *idx);
+    if (!idx)
+        return -ENOMEM;
+    for (size_t p = 0; p < t->n; p++) {
+        size_t i = key_hash(t->entries[p].key) & (cap - 1);
+        while (idx[i])
+            i = (i + 1) & (cap - 1);
+        idx[i] = (uint32_t)(p + 1);
+    }
+    hk__free(t->index);
+    t->index = idx;
+    t->index_cap = cap;
+    return 0;
+}
+
+/*
+ * A set in two steps, so that a set touching two tables changes neither
+ * when memory runs out: prep allocates everything (and grows capacity,
+ * which changes no content); commit cannot fail.
+ */
+typedef struct prep {
+    entry_t *existing;
+    char *key, *value, *origin;
+} prep_t;
+
+static void prep_discard(prep_t *p) {
+    hk__free(p->key);
+    hk__free(p->value);
+    hk__free(p->origin);
+    memset(p, 0, sizeof *p);
+}
+
+static int table_prep(table_t *t, const char *key, const char *value, const char *origin, prep_t *p) {
+    memset(p, 0, sizeof *p);
+    p->existing = table_find(t, key);
+    p->value = hk__strdup(value);
+    p->origin = hk__strdup(origin);
+    if (!p->value || !p->origin)
+        goto oom;
+    if (p->existing)
+        return 0;
+    p->key = hk__strdup(key);
+    if (!p->key)
+        goto oom;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 32;
+        entry_t *ne = hk__realloc(t->entries, cap * sizeof *ne);
+        if (!ne)
+            goto oom;
+        t->entries = ne;
+        t->cap = cap;
+    }
+    if ((t->n + 1) * 2 > t->index_cap && index_grow(t) < 0)
+        goto oom;
+    return 0;
+oom:
+    prep_discard(p);
+    return -ENOMEM;
+}
+
+static void table_commit(table_t *t, prep_t *p, int rank) {
+    if (p->existing) {
+        hk__free(p->existing->value);
+        hk__free(p->existing->origin);
+        p->existing->value = p->value;
+        p->existing->origin = p->origin;
+        p->existing->rank = rank;
+    } else {
+        t->entries[t->n] = (entry_t){p->key, p->value, p->origin, rank};
+        size_t mask = t->index_cap - 1;
+        size_t i = key_hash(p->key) & mask;
+        while (t->index[i])
+            i = (i + 1) & mask;
+        t->index[i] = (uint32_t)(t->n + 1);
+        t->n++;
+    }
+    memset(p, 0, sizeof *p);
+}
+
+static int table_set(table_t *t, const char *key, const char *value, const char *origin, int rank) {
+    prep_t p;
+    int rc = table_prep(t, key, value, origin, &p);
+    if (rc == 0)
+        table_commit(t, &p, rank);
+    return rc;
+}
+
+/* ---- the store ------------------------------------------------------------ */
+
+static table_t *cur(const hk_config_t *c) {
+    return c ? atomic_load_explicit(&((hk_config_t *)c)->cur, memory_order_acquire) : NULL;
+}
+
 int hk_config_new(hk_config_t **ret_config) {
     if (!ret_config)
         return -EINVAL;
     hk_config_t *c = hk__calloc(1, sizeof *c);
-    if (!c)
+    table_t *t = hk__calloc(1, sizeof *t);
+    if (!c || !t) {
+        hk__free(c);
+        hk__free(t);
         return -ENOMEM;
+    }
+    atomic_init(&c->cur, t);
+    c->next_file_rank = RANK_FILES + 10;
     pthread_mutex_init(&c->err_mu, NULL);
     *ret_config = c;
     return 0;
 }
 
+static void provider_free(provider_t *p) {
+    if (!p)
+        return;
+    table_clear(&p->data);
+    if (p->kind == PROV_CUSTOM && p->custom.destroy)
+        p->custom.destroy(p->custom.data);
+    hk__free(p->name);
+    hk__free(p->path);
+    hk__free(p);
+}
+
 void hk_config_free(hk_config_t *c) {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n; i++) {
-        hk__free(c->entries[i].key);
-        hk__free(c->entries[i].value);
-        hk__free(c->entries[i].origin);
-    }
-    hk__free(c->entries);
-    hk__free(c->index);
+    table_free(cur(c));
+    for (size_t i = 0; i < c->nstaged; i++)
+        table_free(c->staged[i]);
+    hk__free(c->staged);
+    for (size_t i = 0; i < c->nretired; i++)
+        table_free(c->retired[i]);
+    hk__free(c->retired);
+    for (size_t i = 0; i < c->nprovs; i++)
+        provider_free(c->provs[i]);
+    hk__free(c->provs);
     for (size_t i = 0; i < c->nerrors; i++)
         hk__free(c->errors[i]);
     hk__free(c->errors);
@@ -77,34 +276,38 @@ void hk_config_free(hk_config_t *c) {
     hk__free(c);
 }
 
-static entry_t *find(const hk_config_t *c, const char *key) {
-    if (!c || !key || !c->index_cap)
-        return NULL;
-    size_t mask = c->index_cap - 1;
-    for (size_t i = key_hash(key) & mask;; i = (i + 1) & mask) {
-        uint32_t pos = c->index[i];
-        if (!pos)
-            return NULL;
-        if (strcasecmp(c->entries[pos - 1].key, key) == 0)
-            return &c->entries[pos - 1];
+/* Inserts p keeping ascending rank order. Takes ownership on success. */
+static int add_provider(hk_config_t *c, provider_t *p) {
+    provider_t **np = hk__realloc(c->provs, (c->nprovs + 1) * sizeof *np);
+    if (!np)
+        return -ENOMEM;
+    c->provs = np;
+    size_t i = c->nprovs;
+    while (i > 0 && c->provs[i - 1]->rank > p->rank) {
+        c->provs[i] = c->provs[i - 1];
+        i--;
     }
+    c->provs[i] = p;
+    c->nprovs++;
+    return 0;
 }
 
-static int index_grow(hk_config_t *c) {
-    size_t cap = c->index_cap ? c->index_cap * 2 : 64;
-    uint32_t *idx = hk__calloc(cap, sizeof *idx);
-    if (!idx)
-        return -ENOMEM;
-    for (size_t p = 0; p < c->n; p++) {
-        size_t i = key_hash(c->entries[p].key) & (cap - 1);
-        while (idx[i])
-            i = (i + 1) & (cap - 1);
-        idx[i] = (uint32_t)(p + 1);
+static provider_t *find_provider(hk_config_t *c, int rank) {
+    for (size_t i = 0; i < c->nprovs; i++)
+        if (c->provs[i]->rank == rank)
+            return c->provs[i];
+    return NULL;
+}
+
+static int source_rank(hk_config_source_t s) {
+    switch (s) {
+    case HK_CONFIG_DEFAULT: return RANK_DEFAULT;
+    case HK_CONFIG_HOST_ENV: return RANK_HOST_ENV;
+    case HK_CONFIG_ENV: return RANK_ENV;
+    case HK_CONFIG_COMMAND_LINE: return RANK_COMMAND_LINE;
+    case HK_CONFIG_OVERRIDE: return RANK_OVERRIDE;
     }
-    hk__free(c->index);
-    c->index = idx;
-    c->index_cap = cap;
-    return 0;
+    return -1;
 }
 
 static const char *source_name(hk_config_source_t s) {
@@ -118,54 +321,52 @@ static const char *source_name(hk_config_source_t s) {
     return "unknown";
 }
 
+/* The memory provider behind a built-in source, created on first use. */
+static provider_t *memory_provider(hk_config_t *c, hk_config_source_t s) {
+    int rank = source_rank(s);
+    provider_t *p = find_provider(c, rank);
+    if (p)
+        return p;
+    p = hk__calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->kind = PROV_MEMORY;
+    p->rank = rank;
+    if (add_provider(c, p) < 0) {
+        hk__free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Sets key in provider p and, if p wins for it, in the merged view; all or nothing. */
+static int provider_set(hk_config_t *c, provider_t *p, const char *key, const char *value,
+                        const char *origin) {
+    table_t *view = cur(c);
+    entry_t *e = table_find(view, key);
+    bool wins = !e || e->rank <= p->rank;
+    prep_t pp, pv;
+    int rc = table_prep(&p->data, key, value, origin, &pp);
+    if (rc < 0)
+        return rc;
+    if (wins && (rc = table_prep(view, key, value, origin, &pv)) < 0) {
+        prep_discard(&pp);
+        return rc;
+    }
+    table_commit(&p->data, &pp, p->rank);
+    if (wins)
+        table_commit(view, &pv, p->rank);
+    return 0;
+}
+
 int hk_config_set_source(hk_config_t *c, const char *key, const char *value,
                          hk_config_source_t source, const char *origin) {
     if (!c || !key || !*key || !value || (unsigned)source > HK_CONFIG_OVERRIDE)
         return -EINVAL;
-    entry_t *e = find(c, key);
-    if (e && e->source > source)
-        return 0; /* a higher-precedence source already set it */
-    char *v = hk__strdup(value);
-    char *o = hk__strdup(origin ? origin : source_name(source));
-    if (!v || !o) {
-        hk__free(v);
-        hk__free(o);
+    provider_t *p = memory_provider(c, source);
+    if (!p)
         return -ENOMEM;
-    }
-    if (e) {
-        hk__free(e->value);
-        hk__free(e->origin);
-        e->value = v;
-        e->origin = o;
-        e->source = source;
-        return 0;
-    }
-    char *k = hk__strdup(key);
-    if (!k)
-        goto oom;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 32;
-        entry_t *ne = hk__realloc(c->entries, cap * sizeof *ne);
-        if (!ne)
-            goto oom;
-        c->entries = ne;
-        c->cap = cap;
-    }
-    if ((c->n + 1) * 2 > c->index_cap && index_grow(c) < 0)
-        goto oom;
-    c->entries[c->n] = (entry_t){k, v, o, source};
-    size_t mask = c->index_cap - 1;
-    size_t i = key_hash(k) & mask;
-    while (c->index[i])
-        i = (i + 1) & mask;
-    c->index[i] = (uint32_t)(c->n + 1);
-    c->n++;
-    return 0;
-oom:
-    hk__free(k);
-    hk__free(v);
-    hk__free(o);
-    return -ENOMEM;
+    return provider_set(c, p, key, value, origin ? origin : source_name(source));
 }
 
 int hk_config_set(hk_config_t *c, const char *key, const char *value) {
@@ -177,19 +378,23 @@ int hk_config_set_default(hk_config_t *c, const char *key, const char *value) {
 }
 
 const char *hk_config_get(const hk_config_t *c, const char *key) {
-    entry_t *e = find(c, key);
+    entry_t *e = table_find(cur(c), key);
     return e ? e->value : NULL;
 }
 
 const char *hk_config_source_of(const hk_config_t *c, const char *key) {
-    entry_t *e = find(c, key);
+    entry_t *e = table_find(cur(c), key);
     return e ? e->origin : NULL;
 }
 
-size_t hk_config_count(const hk_config_t *c) { return c ? c->n : 0; }
+size_t hk_config_count(const hk_config_t *c) {
+    table_t *t = cur(c);
+    return t ? t->n : 0;
+}
 
 const char *hk_config_key_at(const hk_config_t *c, size_t i) {
-    return c && i < c->n ? c->entries[i].key : NULL;
+    table_t *t = cur(c);
+    return t && i < t->n ? t->entries[i].key : NULL;
 }
 
 /* ---- errors -------------------------------------------------------------- */
@@ -320,6 +525,19 @@ static int arg_error(hk_config_t *c, kv_t *pairs, const char *fmt, ...) {
     return -EINVAL;
 }
 
+/* --help (-h, -?, /?), --version, --print-config: switches, not keys. */
+static unsigned reserved_flag(const char *a) {
+    if (!strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "-?") || !strcmp(a, "/?"))
+        return HK__FLAG_HELP;
+    if (!strcmp(a, "--version"))
+        return HK__FLAG_VERSION;
+    if (!strcmp(a, "--print-config"))
+        return HK__FLAG_PRINT_CONFIG;
+    return 0;
+}
+
+unsigned hk__config_flags(const hk_config_t *c) { return c ? c->flags : 0; }
+
 int hk_config_add_args(hk_config_t *c, int argc, char *const *argv) {
     if (!c || argc < 0 || (argc > 0 && !argv))
         return -EINVAL;
@@ -334,6 +552,11 @@ int hk_config_add_args(hk_config_t *c, int argc, char *const *argv) {
         const char *a = argv[i];
         if (!a)
             continue;
+        unsigned flag = reserved_flag(a);
+        if (flag) {
+            c->flags |= flag; /* handled before configuration, even if a later argument is bad */
+            continue;
+        }
         const char *body;
         bool is_switch = false;
         if (a[0] == '-' && a[1] == '-') {
@@ -383,7 +606,7 @@ int hk_config_add_args(hk_config_t *c, int argc, char *const *argv) {
 
 /* The value to parse, or NULL when the default applies. */
 static const entry_t *lookup(const hk_config_t *c, const char *key) {
-    const entry_t *e = find(c, key);
+    const entry_t *e = table_find(cur(c), key);
     return e && e->value[0] ? e : NULL;
 }
 
@@ -494,4 +717,376 @@ int hk_config_get_enum(hk_config_t *c, const char *key, const char *const *names
 const char *hk_config_get_string(const hk_config_t *c, const char *key, const char *def) {
     const entry_t *e = lookup(c, key);
     return e ? e->value : def;
+}
+
+/* ======================================================================== */
+/* JSON files and custom providers                                          */
+/* ======================================================================== */
+
+struct hk_config_sink_s {
+    table_t *table;
+    const char *origin;
+    int rank;
+};
+
+int hk_config_sink_set(hk_config_sink_t *sink, const char *key, const char *value) {
+    if (!sink || !key || !*key || !value)
+        return -EINVAL;
+    return table_set(sink->table, key, value, sink->origin, sink->rank);
+}
+
+static int sink_cb(void *data, const char *key, const char *value) {
+    int rc = hk_config_sink_set(data, key, value);
+    return rc == -EINVAL ? 0 : rc; /* an empty key cannot be addressed: skip it */
+}
+
+#define MAX_FILE_BYTES (64u << 20)
+
+/* Reads a whole file. Returns 0, -ENOENT, -EFBIG, -ENOMEM or another -errno. */
+static int read_file(const char *path, char **ret_buf, size_t *ret_len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = 0;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = -EISDIR;
+        goto out;
+    }
+    cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
+    for (;;) {
+        if (cap > MAX_FILE_BYTES + 1) {
+            rc = -EFBIG;
+            goto out;
+        }
+        char *nb = hk__realloc(buf, cap);
+        if (!nb) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        buf = nb;
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len == cap)
+            cap *= 2;
+    }
+out:
+    close(fd);
+    if (rc < 0) {
+        hk__free(buf);
+        return rc;
+    }
+    *ret_buf = buf;
+    *ret_len = len;
+    return 0;
+}
+
+/*
+ * Loads provider p into *t (empty on entry). Returns 0, -ENOMEM, or -EINVAL
+ * with *ret_error set (allocated) naming the source and the problem.
+ */
+static int provider_load(provider_t *p, table_t *t, char **ret_error) {
+    hk_config_sink_t sink = {t, p->name, p->rank};
+    if (p->kind == PROV_CUSTOM) {
+        char err[256] = "";
+        int rc = p->custom.load(p->custom.data, &sink, err, sizeof err);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0) {
+            *ret_error = hk__asprintf("%s: %s", p->name, err[0] ? err : hk_strerror(rc));
+            return *ret_error ? -EINVAL : -ENOMEM;
+        }
+        return 0;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = read_file(p->path, &buf, &len);
+    if (rc == -ENOENT && p->optional)
+        return 0;
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0) {
+        *ret_error = rc == -ENOENT ? hk__asprintf("%s: file not found (required)", p->name)
+                                   : hk__asprintf("%s: cannot read: %s", p->name, hk_strerror(rc));
+        return *ret_error ? -EINVAL : -ENOMEM;
+    }
+    rc = hk__json_flatten(buf, len, p->name, sink_cb, &sink, ret_error);
+    hk__free(buf);
+    return rc;
+}
+
+/* Merges a freshly loaded provider's keys into the current view (set-up time). */
+static int merge_into_view(hk_config_t *c, provider_t *p) {
+    table_t *view = cur(c);
+    for (size_t i = 0; i < p->data.n; i++) {
+        entry_t *src = &p->data.entries[i];
+        entry_t *e = table_find(view, src->key);
+        if (e && e->rank > p->rank)
+            continue;
+        int rc = table_set(view, src->key, src->value, src->origin, p->rank);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Adds p, loads it and merges it; a load error is recorded, p is kept either way. */
+static int add_and_load(hk_config_t *c, provider_t *p) {
+    if (add_provider(c, p) < 0) {
+        provider_free(p);
+        return -ENOMEM;
+    }
+    char *error = NULL;
+    int rc = provider_load(p, &p->data, &error);
+    if (rc == -EINVAL) {
+        record_error(c, error);
+        table_clear(&p->data);
+        return -EINVAL;
+    }
+    if (rc < 0) {
+        table_clear(&p->data);
+        return rc;
+    }
+    return merge_into_view(c, p);
+}
+
+/* Files get ranks in the order added: appsettings.json, appsettings.{Env}.json, then others. */
+static int file_rank(hk_config_t *c, const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!find_provider(c, RANK_FILES) && !strcasecmp(base, "appsettings.json"))
+        return RANK_FILES;
+    if (!find_provider(c, RANK_FILES + 1) && !strncasecmp(base, "appsettings.", 12))
+        return RANK_FILES + 1;
+    return c->next_file_rank++;
+}
+
+int hk_config_add_json_file(hk_config_t *c, const char *path, bool optional, bool reload_on_change) {
+    return hk__config_add_json_file(c, path, path, optional, reload_on_change);
+}
+
+int hk__config_add_json_file(hk_config_t *c, const char *path, const char *name, bool optional,
+                             bool reload_on_change) {
+    if (!c || !path || !*path || !name)
+        return -EINVAL;
+    provider_t *p = hk__calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->kind = PROV_JSON;
+    p->path = hk__strdup(path);
+    p->name = hk__strdup(name);
+    if (!p->path || !p->name) {
+        provider_free(p);
+        return -ENOMEM;
+    }
+    p->optional = optional;
+    p->reload_on_change = reload_on_change;
+    p->rank = file_rank(c, path);
+    return add_and_load(c, p);
+}
+
+int hk_config_add_provider(hk_config_t *c, const hk_config_provider_t *prov) {
+    if (!c || !prov || !prov->load || !prov->name || !*prov->name)
+        return -EINVAL;
+    provider_t *p = hk__calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->kind = PROV_CUSTOM;
+    p->custom = *prov;
+    p->name = hk__strdup(prov->name);
+    if (!p->name) {
+        hk__free(p); /* not provider_free: data stays the caller's on failure */
+        return -ENOMEM;
+    }
+    p->custom.name = p->name;
+    p->rank = c->next_file_rank++;
+    return add_and_load(c, p);
+}
+
+/* ======================================================================== */
+/* reload                                                                   */
+/* ======================================================================== */
+
+int hk__config_reload_prepare(hk_config_t *c, hk_config_t **ret_pending, hk__msg_cb on_error,
+                              void *data) {
+    if (!c || !ret_pending)
+        return -EINVAL;
+    hk_config_t *pend = NULL;
+    int rc = hk_config_new(&pend);
+    if (rc < 0)
+        return rc;
+    pend->staged = hk__calloc(c->nprovs ? c->nprovs : 1, sizeof *pend->staged);
+    if (!pend->staged) {
+        hk_config_free(pend);
+        return -ENOMEM;
+    }
+    pend->nstaged = c->nprovs;
+    bool failed = false;
+    for (size_t i = 0; i < c->nprovs && rc != -ENOMEM; i++) {
+        provider_t *p = c->provs[i];
+        if (p->kind == PROV_MEMORY)
+            continue;
+        table_t *t = hk__calloc(1, sizeof *t);
+        if (!t) {
+            rc = -ENOMEM;
+            break;
+        }
+        pend->staged[i] = t;
+        char *error = NULL;
+        int r = provider_load(p, t, &error);
+        if (r == -EINVAL) {
+            if (on_error)
+                on_error(data, error);
+            hk__free(error);
+            failed = true;
+        } else if (r < 0) {
+            rc = r;
+        }
+    }
+    /* The merged view, in rank order. */
+    table_t *view = cur(pend);
+    for (size_t i = 0; i < c->nprovs && rc != -ENOMEM && !failed; i++) {
+        const table_t *src = pend->staged[i] ? pend->staged[i] : &c->provs[i]->data;
+        for (size_t k = 0; k < src->n && rc != -ENOMEM; k++)
+            if (table_set(view, src->entries[k].key, src->entries[k].value, src->entries[k].origin,
+                          c->provs[i]->rank) < 0)
+                rc = -ENOMEM;
+    }
+    if (rc == -ENOMEM || failed) {
+        hk__config_reload_abort(pend);
+        return rc == -ENOMEM ? -ENOMEM : -EINVAL;
+    }
+    *ret_pending = pend;
+    return 0;
+}
+
+void hk__config_reload_abort(hk_config_t *pend) { hk_config_free(pend); }
+
+static void report_changes(const table_t *a, const table_t *b, hk__msg_cb changed, void *data) {
+    for (size_t i = 0; i < a->n; i++) {
+        entry_t *e = table_find(b, a->entries[i].key);
+        if (!e || strcmp(e->value, a->entries[i].value) != 0)
+            changed(data, a->entries[i].key);
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (!table_find(a, b->entries[i].key))
+            changed(data, b->entries[i].key);
+}
+
+void hk__config_reload_commit(hk_config_t *c, hk_config_t *pend, hk__msg_cb changed, void *data) {
+    /* The old view is retired, not freed: strings handed out stay valid. */
+    table_t **nr = hk__realloc(c->retired, (c->nretired + 1) * sizeof *nr);
+    if (!nr) {
+        hk__config_reload_abort(pend); /* no room to retire it: keep the old values */
+        return;
+    }
+    c->retired = nr;
+    table_t *old = cur(c);
+    c->retired[c->nretired++] = old;
+    for (size_t i = 0; i < pend->nstaged && i < c->nprovs; i++) {
+        if (!pend->staged[i])
+            continue;
+        table_clear(&c->provs[i]->data);
+        c->provs[i]->data = *pend->staged[i]; /* moves the contents */
+        hk__free(pend->staged[i]);
+        pend->staged[i] = NULL;
+    }
+    table_t *fresh = cur(pend);
+    atomic_store_explicit(&pend->cur, NULL, memory_order_relaxed);
+    atomic_store_explicit(&c->cur, fresh, memory_order_release);
+    if (changed)
+        report_changes(old, fresh, changed, data);
+    hk_config_free(pend);
+}
+
+const char *hk__config_watch_file(const hk_config_t *c, size_t i) {
+    if (!c)
+        return NULL;
+    for (size_t k = 0; k < c->nprovs; k++) {
+        provider_t *p = c->provs[k];
+        if (p->kind == PROV_JSON && p->reload_on_change && i-- == 0)
+            return p->path;
+    }
+    return NULL;
+}
+
+void hk__config_watch_start(hk_config_t *c) {
+    for (size_t k = 0; c && k < c->nprovs; k++) {
+        provider_t *p = c->provs[k];
+        if (p->kind == PROV_CUSTOM && p->custom.watch)
+            (void)p->custom.watch(p->custom.data, c);
+    }
+}
+
+void hk__config_watch_stop(hk_config_t *c) {
+    for (size_t k = 0; c && k < c->nprovs; k++) {
+        provider_t *p = c->provs[k];
+        if (p->kind == PROV_CUSTOM && p->custom.unwatch)
+            p->custom.unwatch(p->custom.data);
+    }
+}
+
+void hk__config_set_reload_hook(hk_config_t *c, void (*hook)(void *data), void *data) {
+    if (!c)
+        return;
+    c->hook_data = data;
+    atomic_store(&c->hook, hook);
+    if (hook && atomic_exchange(&c->reload_pending, false))
+        hook(data);
+}
+
+void hk_config_request_reload(hk_config_t *c) {
+    if (!c)
+        return;
+    void (*hook)(void *) = atomic_load(&c->hook);
+    if (hook)
+        hook(c->hook_data);
+    else
+        atomic_store(&c->reload_pending, true);
+}
+
+/* ======================================================================== */
+/* --print-config                                                           */
+/* ======================================================================== */
+
+static bool looks_secret(const char *key) {
+    static const char *const words[] = {"password", "secret", "token", "key", "connectionstring"};
+    for (size_t i = 0; i < HK_ARRAY_SIZE(words); i++)
+        if (strcasestr(key, words[i]))
+            return true;
+    return false;
+}
+
+static int cmp_entry(const void *a, const void *b) {
+    return strcasecmp((*(const entry_t *const *)a)->key, (*(const entry_t *const *)b)->key);
+}
+
+void hk__config_print(const hk_config_t *c, FILE *out) {
+    table_t *t = cur(c);
+    if (!t || !t->n)
+        return;
+    const entry_t **sorted = hk__calloc(t->n, sizeof *sorted);
+    if (!sorted)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        sorted[i] = &t->entries[i];
+    qsort(sorted, t->n, sizeof *sorted, cmp_entry);
+    for (size_t i = 0; i < t->n; i++)
+        fprintf(out, "%s=%s (%s)\n", sorted[i]->key, looks_secret(sorted[i]->key) ? "***" : sorted[i]->value,
+                sorted[i]->origin);
+    hk__free(sorted);
 }

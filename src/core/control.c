@@ -1,6 +1,6 @@
 /*
  * The host's control thread: turns signals and hk_host_stop() into stop
- * requests, enforces the start-up and shutdown deadlines, and performs the
+ * requests (SIGHUP and hk_config_request_reload into reload requests), enforces the start-up and shutdown deadlines, and performs the
  * forced shutdown on a second signal. It exists only inside hk_host_run.
  * Depends on pthreads, POSIX signals, src/log and host_int.h.
  *
@@ -90,8 +90,18 @@ static _Noreturn void forced_shutdown(hk_host_t *host, int sig) {
     _exit(128 + sig);
 }
 
+static void request_reload(hk_host_t *host) {
+    atomic_store(&host->reload_requested, true);
+    hk__host_wake(host);
+}
+
 static void on_signal_msg(hk_host_t *host, int sig) {
     char name[32];
+    if (sig == SIGHUP) {
+        hk_log(host->lg_lifetime, HK_LOG_DEBUG, "Received SIGHUP; reloading the configuration");
+        request_reload(host);
+        return;
+    }
     if (++host->ctl.signals_seen > 1)
         forced_shutdown(host, sig);
     hk_log(host->lg_lifetime, HK_LOG_DEBUG, "Received %s; stopping gracefully (send it again to force)",
@@ -136,6 +146,8 @@ static void *control_main(void *arg) {
                 return NULL;
             if (buf[i] == CTL_STOP)
                 hk__host_request_stop(host);
+            else if (buf[i] == CTL_RELOAD)
+                request_reload(host);
             else if (buf[i] >= CTL_SIGNAL_BASE)
                 on_signal_msg(host, buf[i] - CTL_SIGNAL_BASE);
         }
@@ -160,6 +172,7 @@ static void install_signals(hk_host_t *host) {
     sigaction(SIGINT, &sa, &ctl->old_int);
     sigaction(SIGTERM, &sa, &ctl->old_term);
     sigaction(SIGQUIT, &sa, &ctl->old_quit);
+    sigaction(SIGHUP, &sa, &ctl->old_hup);
     struct sigaction ign;
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
@@ -174,6 +187,7 @@ static void restore_signals(hk__control_t *ctl) {
     sigaction(SIGINT, &ctl->old_int, NULL);
     sigaction(SIGTERM, &ctl->old_term, NULL);
     sigaction(SIGQUIT, &ctl->old_quit, NULL);
+    sigaction(SIGHUP, &ctl->old_hup, NULL);
     sigaction(SIGPIPE, &ctl->old_pipe, NULL);
     unpublish(&g_sig_fd, &g_sig_writers);
     ctl->owns_signals = false;

@@ -30,6 +30,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "config/config_int.h"
+#include "config/options_int.h"
 #include "core/host_int.h"
 #include "log/log.h"
 
@@ -45,6 +47,10 @@ enum { BG_STOP_HOST = 0, BG_IGNORE = 1 };
 struct hk_builder_s {
     hk_config_t *config;
     hk_log_t *log;
+    char *prog, *version;        /* for --help and --version */
+    char *environment, *content_root;
+    hk_options_t **opts;
+    size_t nopts;
     hk_service_t **svcs;
     size_t nsvcs, cap;
     char **errors; /* registration errors */
@@ -58,12 +64,40 @@ struct hk_builder_s {
 /* builder                                                                  */
 /* ======================================================================== */
 
+static int builder_error(hk_builder_t *b, int err, const char *fmt, ...) HK_PRINTF(3, 4);
+
+/* The content root as an absolute path: contentRoot if set, else the cwd. */
+static char *resolve_content_root(const char *configured) {
+    char cwd[PATH_MAX];
+    if (configured && configured[0] == '/')
+        return hk__strdup(configured);
+    if (!getcwd(cwd, sizeof cwd))
+        return hk__strdup(configured ? configured : ".");
+    if (!configured || !strcmp(configured, "."))
+        return hk__strdup(cwd);
+    return hk__asprintf("%s/%s", cwd, configured);
+}
+
+/* Adds <content root>/name, optional and watched, named `name` in messages. */
+static int add_app_json(hk_builder_t *b, const char *name) {
+    char *path = hk__asprintf("%s/%s", b->content_root, name);
+    if (!path)
+        return -ENOMEM;
+    int rc = hk__config_add_json_file(b->config, path, name, true, true);
+    hk__free(path);
+    return rc == -EINVAL ? 0 : rc; /* a bad file is recorded: the build reports it */
+}
+
 hk_builder_t *hk_builder_new(int argc, char **argv) {
     hk_builder_t *b = hk__calloc(1, sizeof *b);
     if (!b)
         return NULL;
-    if (hk_config_new(&b->config) < 0 || hk__log_new(&b->log) < 0)
+    const char *prog = argc > 0 && argv && argv[0] ? argv[0] : "app";
+    const char *slash = strrchr(prog, '/');
+    b->prog = hk__strdup(slash ? slash + 1 : prog);
+    if (!b->prog || hk_config_new(&b->config) < 0 || hk__log_new(&b->log) < 0)
         goto fail;
+    /* Host configuration first (environment, command line): it decides which files to read. */
     if (hk_config_add_env(b->config, environ) < 0)
         goto fail;
     int rc = hk_config_add_args(b->config, argc, argv);
@@ -71,10 +105,65 @@ hk_builder_t *hk_builder_new(int argc, char **argv) {
         b->args_malformed = true;
     else if (rc < 0)
         goto fail;
+    b->environment = hk__strdup(hk_config_get_string(b->config, "environment", "Production"));
+    b->content_root = resolve_content_root(hk_config_get_string(b->config, "contentRoot", NULL));
+    if (!b->environment || !b->content_root)
+        goto fail;
+    if (!b->args_malformed) {
+        char *env_file = hk__asprintf("appsettings.%s.json", b->environment);
+        if (!env_file)
+            goto fail;
+        rc = add_app_json(b, "appsettings.json");
+        if (rc == 0)
+            rc = add_app_json(b, env_file);
+        hk__free(env_file);
+        if (rc < 0)
+            goto fail;
+    }
     return b;
 fail:
     hk_builder_free(b);
     return NULL;
+}
+
+int hk_builder_add_json_file(hk_builder_t *b, const char *path, bool optional, bool reload_on_change) {
+    if (!b || !path || !*path)
+        return -EINVAL;
+    char *full = path[0] == '/' ? hk__strdup(path) : hk__asprintf("%s/%s", b->content_root, path);
+    if (!full)
+        return -ENOMEM;
+    int rc = hk__config_add_json_file(b->config, full, path, optional, reload_on_change);
+    hk__free(full);
+    return rc;
+}
+
+int hk_builder_add_options(hk_builder_t *b, const hk_options_def_t *def, hk_options_t **ret_opts) {
+    if (!b || !def || !ret_opts)
+        return -EINVAL;
+    hk_options_t **no = hk__realloc(b->opts, (b->nopts + 1) * sizeof *no);
+    if (!no)
+        return builder_error(b, -ENOMEM, "out of memory registering options %s",
+                             def->section ? def->section : "(null)");
+    b->opts = no;
+    hk_options_t *o = NULL;
+    int rc = hk__options_new(def, &o);
+    if (rc < 0)
+        return builder_error(b, rc, "cannot register options for section %s: %s",
+                             def->section ? def->section : "(null)", hk_strerror(rc));
+    b->opts[b->nopts++] = o;
+    *ret_opts = o;
+    return 0;
+}
+
+int hk_builder_set_version(hk_builder_t *b, const char *version) {
+    if (!b || !version)
+        return -EINVAL;
+    char *v = hk__strdup(version);
+    if (!v)
+        return -ENOMEM;
+    hk__free(b->version);
+    b->version = v;
+    return 0;
 }
 
 static void free_services(hk_service_t **svcs, size_t n) {
@@ -93,6 +182,13 @@ void hk_builder_free(hk_builder_t *b) {
         hk__free(b->errors[i]);
     hk__free(b->errors);
     hk__free(b->first_error);
+    for (size_t i = 0; i < b->nopts; i++)
+        hk__options_free(b->opts[i]);
+    hk__free(b->opts);
+    hk__free(b->prog);
+    hk__free(b->version);
+    hk__free(b->environment);
+    hk__free(b->content_root);
     hk_config_free(b->config);
     hk__log_free(b->log);
     hk__free(b);
@@ -104,7 +200,6 @@ hk_logger_t *hk_builder_logger(hk_builder_t *b, const char *category) {
     return b ? hk_log_get(b->log, category) : NULL;
 }
 
-static int builder_error(hk_builder_t *b, int err, const char *fmt, ...) HK_PRINTF(3, 4);
 static int builder_error(hk_builder_t *b, int err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -191,22 +286,11 @@ static void set_first_error(hk_builder_t *b, const char *msg) {
         b->first_error = hk__strdup(msg);
 }
 
-/* The content root as an absolute path: contentRoot if set, else the cwd. */
-static char *resolve_content_root(const char *configured) {
-    char cwd[PATH_MAX];
-    if (configured && configured[0] == '/')
-        return hk__strdup(configured);
-    if (!getcwd(cwd, sizeof cwd))
-        return hk__strdup(configured ? configured : ".");
-    if (!configured || !strcmp(configured, "."))
-        return hk__strdup(cwd);
-    return hk__asprintf("%s/%s", cwd, configured);
-}
-
 typedef struct settings {
     double shutdown_timeout_s, startup_timeout_s;
     bool start_concurrently, stop_concurrently, suppress_status, handle_signals;
     int bg_behavior;
+    int64_t debounce_ms;
 } settings_t;
 
 static void read_settings(hk_config_t *c, settings_t *s) {
@@ -218,14 +302,87 @@ static void read_settings(hk_config_t *c, settings_t *s) {
     (void)hk_config_get_bool(c, "Host:HandleSignals", true, &s->handle_signals);
     (void)hk_config_get_enum(c, "Host:BackgroundServiceExceptionBehavior", bg_behaviors,
                              HK_ARRAY_SIZE(bg_behaviors), BG_STOP_HOST, &s->bg_behavior);
+    (void)hk_config_get_int(c, "Host:ConfigReloadDebounceMs", 250, 0, 60000, &s->debounce_ms);
 }
 
 static void host_free_core(hk_host_t *h);
+
+typedef struct bind_ctx {
+    hk_logger_t *lg;
+    hk_builder_t *b;
+    size_t *count;
+} bind_ctx_t;
+
+static void log_invalid(void *data, const char *msg) {
+    bind_ctx_t *bc = data;
+    hk_log(bc->lg, HK_LOG_CRITICAL, "Invalid configuration: %s", msg);
+    set_first_error(bc->b, msg);
+    (*bc->count)++;
+}
+
+static void log_unknown(void *data, const char *msg) { hk_log((hk_logger_t *)data, HK_LOG_WARN, "%s", msg); }
+
+static void print_line(void *data, const char *line) { fprintf((FILE *)data, "%s\n", line); }
+
+static void print_help(hk_builder_t *b, FILE *out) {
+    fprintf(out, "Usage: %s [--Key=Value | --Key Value | /Key=Value | Key=Value]...\n", b->prog);
+    for (size_t i = 0; i < b->nopts; i++) {
+        fprintf(out, "\n%s options:\n", hk_options_def(b->opts[i])->section);
+        hk__options_describe(b->opts[i], print_line, out);
+    }
+    fprintf(out,
+            "\nHost options:\n"
+            "  --environment <name>                              Production, Development, ... "
+            "(default: Production; also HOSTKIT_ENVIRONMENT)\n"
+            "  --contentRoot <path>                              where appsettings.json is read "
+            "(default: the working directory)\n"
+            "  --Logging:LogLevel:Default <level>                Trace, Debug, Information, Warning, "
+            "Error, Critical or None (default: Information)\n"
+            "  --Logging:LogLevel:<category> <level>             level for categories starting with "
+            "<category>\n"
+            "  --Host:ShutdownTimeoutSeconds <number>            time services get to stop (default: 30)\n"
+            "  --Host:StartupTimeoutSeconds <number>             time services get to start (default: 0, "
+            "none)\n"
+            "  --Host:ServicesStartConcurrently <bool>           start services concurrently (default: "
+            "false)\n"
+            "  --Host:ServicesStopConcurrently <bool>            stop services concurrently (default: "
+            "false)\n"
+            "  --Host:BackgroundServiceExceptionBehavior <StopHost|Ignore>  what a failed background "
+            "service does (default: StopHost)\n"
+            "  --Host:SuppressStatusMessages <bool>              hide the lifetime messages (default: "
+            "false)\n"
+            "  --Host:HandleSignals <bool>                       stop on SIGINT/SIGTERM/SIGQUIT, reload on "
+            "SIGHUP (default: true)\n"
+            "  --Host:ConfigReloadDebounceMs <int>               wait after a file change before reloading "
+            "(default: 250)\n"
+            "\nSwitches:\n"
+            "  --help, -h        show this help and exit\n"
+            "  --version         show the version and exit\n"
+            "  --print-config    show every configuration key, its value and source, and exit\n"
+            "\nEvery option can also come from appsettings.json, appsettings.<environment>.json in the "
+            "content root,\nor an environment variable with __ for ':' (Worker__Count=5).\n");
+}
 
 int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     if (!b || !ret_host)
         return -EINVAL;
     hk_logger_t *lg = hk_log_get(b->log, "hostkit.host");
+    unsigned flags = hk__config_flags(b->config);
+
+    /* Reserved switches come before everything, even a bad command line. */
+    if (flags & HK__FLAG_HELP) {
+        print_help(b, stdout);
+        b->exit_code = 0;
+        return -ECANCELED;
+    }
+    if (flags & HK__FLAG_VERSION) {
+        if (b->version)
+            printf("%s %s (hostkit %s)\n", b->prog, b->version, hk_version());
+        else
+            printf("%s (hostkit %s)\n", b->prog, hk_version());
+        b->exit_code = 0;
+        return -ECANCELED;
+    }
 
     if (b->args_malformed) {
         const char *msg = hk_config_error(b->config, 0);
@@ -245,6 +402,23 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     const char *environment = hk_config_get_string(b->config, "environment", "Production");
     const char *content_root = hk_config_get_string(b->config, "contentRoot", NULL);
 
+    /* Options: bind and validate every registered section; list every problem. */
+    size_t nopt_errors = 0;
+    bind_ctx_t bc = {lg, b, &nopt_errors};
+    for (size_t i = 0; i < b->nopts; i++) {
+        int r = hk__options_bind(b->opts[i], b->config, log_invalid, &bc);
+        if (r == -ENOMEM) {
+            b->exit_code = EXIT_FAILED;
+            return -ENOMEM;
+        }
+        hk__options_check_unknown(b->opts[i], b->config, log_unknown, lg);
+    }
+
+    if (flags & HK__FLAG_PRINT_CONFIG) {
+        hk__config_print(b->config, stdout);
+        fflush(stdout);
+    }
+
     /* Every configuration error recorded so far, including getters the program ran. */
     size_t nconf = hk_config_error_count(b->config);
     for (size_t i = 0; i < nconf; i++) {
@@ -259,9 +433,13 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     if (b->lost_errors)
         hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: %zu more errors (out of memory recording them)",
                b->lost_errors);
-    if (nconf > 0 || b->nerrors > 0 || b->lost_errors > 0) {
-        b->exit_code = nconf > 0 ? EXIT_CONFIG : EXIT_FAILED;
+    if (nconf > 0 || nopt_errors > 0 || b->nerrors > 0 || b->lost_errors > 0) {
+        b->exit_code = nconf > 0 || nopt_errors > 0 ? EXIT_CONFIG : EXIT_FAILED;
         return -EINVAL;
+    }
+    if (flags & HK__FLAG_PRINT_CONFIG) {
+        b->exit_code = 0;
+        return -ECANCELED;
     }
 
     hk_host_t *h = hk__calloc(1, sizeof *h);
@@ -295,12 +473,17 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     h->suppress_status = s.suppress_status;
     h->handle_signals = s.handle_signals;
     h->bg_behavior = s.bg_behavior;
+    h->debounce_ms = (int)s.debounce_ms;
 
     /* Move everything: nothing below can fail. */
     h->config = b->config;
     h->log = b->log;
     h->svcs = b->svcs;
     h->nsvcs = b->nsvcs;
+    h->opts = b->opts;
+    h->nopts = b->nopts;
+    b->opts = NULL;
+    b->nopts = 0;
     b->config = NULL;
     b->log = NULL;
     b->svcs = NULL;
@@ -357,6 +540,12 @@ static void host_free_core(hk_host_t *h) {
     for (size_t i = 0; i < h->nsvcs; i++)
         hk__service_free(h->svcs[i]);
     hk__free(h->svcs);
+    for (size_t i = 0; i < h->nopts; i++)
+        hk__options_free(h->opts[i]);
+    hk__free(h->opts);
+    for (size_t i = 0; i < h->nwatchers; i++)
+        hk__free(h->watchers[i].section);
+    hk__free(h->watchers);
     hk_token_free(h->started);
     hk_token_free(h->stopping);
     hk_token_free(h->stopped);
@@ -500,6 +689,8 @@ static void reap_exec(hk_host_t *h) {
 static void on_wake(uv_async_t *async) {
     hk_host_t *h = async->data;
     reap_exec(h);
+    if (h->phase == PHASE_RUNNING && atomic_exchange(&h->reload_requested, false))
+        hk__reload_now(h, "on request");
     if (h->phase == PHASE_RUNNING && stop_requested(h))
         uv_stop(&h->loop);
 }
@@ -861,6 +1052,8 @@ int hk_host_run(hk_host_t *h) {
                hk_strerror(rc));
         h->exit_code = EXIT_FAILED;
     } else {
+        if (hk__reload_start(h) < 0)
+            hk_log(h->lg_host, HK_LOG_WARN, "Configuration files will not be reloaded on change");
         h->phase = PHASE_STARTING;
         ok = start_services(h);
     }
@@ -873,6 +1066,8 @@ int hk_host_run(hk_host_t *h) {
             hk_log(h->lg_lifetime, HK_LOG_INFO, "Hosting environment: %s", h->environment);
             hk_log(h->lg_lifetime, HK_LOG_INFO, "Content root path: %s", h->content_root);
         }
+        if (atomic_exchange(&h->reload_requested, false)) /* asked for during start-up */
+            hk__reload_now(h, "on request");
         while (!stop_requested(h))
             uv_run(&h->loop, UV_RUN_DEFAULT);
     }
@@ -880,7 +1075,9 @@ int hk_host_run(hk_host_t *h) {
     h->phase = PHASE_DONE;
     hk_token_cancel(h->stopped);
     hk__control_stop(h);
+    hk__reload_stop(h);
     teardown_loop(h);
+    hk__reload_free(h);
     close_loop(h);
     destroy_services(h);
     hk__log_flush(h->log);

@@ -13,6 +13,7 @@
 
 #include "common/common.h"
 #include "hostkit/host.h"
+#include "hostkit/options.h"
 
 /* A thread running one service callback: execute, or start/stop in concurrent mode. */
 typedef enum task_kind { TASK_EXECUTE, TASK_START, TASK_STOP } task_kind_t;
@@ -38,6 +39,13 @@ struct hk_service_s {
     char *error;    /* from hk_service_fail; read after the callback returned */
 };
 
+/* A hk_host_on_config_change registration. */
+struct hk__config_watcher {
+    char *section;
+    hk_config_change_cb cb;
+    void *data;
+};
+
 /* What the control thread is timing. */
 typedef enum deadline_kind { DEADLINE_NONE, DEADLINE_STARTUP, DEADLINE_SHUTDOWN } deadline_kind_t;
 
@@ -51,7 +59,7 @@ typedef struct hk__control {
     uint64_t deadline_ns;
     deadline_kind_t deadline_kind;
     bool owns_signals;
-    struct sigaction old_int, old_term, old_quit, old_pipe;
+    struct sigaction old_int, old_term, old_quit, old_pipe, old_hup;
     int signals_seen;       /* control thread only */
 } hk__control_t;
 
@@ -65,6 +73,15 @@ struct hk_host_s {
 
     hk_service_t **svcs;
     size_t nsvcs;
+    hk_options_t **opts;
+    size_t nopts;
+
+    /* configuration reload (src/core/reload.c) */
+    struct hk__config_watcher *watchers; /* on_config_change registrations */
+    size_t nwatchers;
+    struct hk__reload *reload;           /* file watches and debounce, inside run */
+    atomic_bool reload_requested;
+    int debounce_ms;
 
     uv_loop_t loop;
     uv_async_t wake;
@@ -101,7 +118,13 @@ int hk__control_start(hk_host_t *host);
 void hk__control_stop(hk_host_t *host);
 void hk__control_set_deadline(hk_host_t *host, deadline_kind_t kind, double seconds);
 void hk__control_post(hk__control_t *ctl, unsigned char msg);
-enum { CTL_WAKE = 1, CTL_STOP = 2, CTL_QUIT = 3, CTL_SIGNAL_BASE = 64 };
+enum { CTL_WAKE = 1, CTL_STOP = 2, CTL_QUIT = 3, CTL_RELOAD = 4, CTL_SIGNAL_BASE = 64 };
+
+/* reload.c: configuration reload on the host thread */
+int hk__reload_start(hk_host_t *host);
+void hk__reload_stop(hk_host_t *host);
+void hk__reload_now(hk_host_t *host, const char *why);
+void hk__reload_free(hk_host_t *host);
 
 /* host.c, for control.c */
 void hk__host_request_stop(hk_host_t *host);
