@@ -23,8 +23,9 @@ build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	@echo "== build/bin/worker: 3 background workers and an audit service. Press Ctrl+C to stop. =="
-	@$(BUILD)/bin/worker --environment Development
+	@echo "== build/bin/worker in examples/worker (its appsettings*.json): 3 workers and an audit service."
+	@echo "== Edit examples/worker/appsettings.json while it runs to see a live reload. Ctrl+C stops it. =="
+	@cd examples/worker && $(CURDIR)/$(BUILD)/bin/worker --environment Development
 
 test: build
 	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)

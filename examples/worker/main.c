@@ -1,9 +1,11 @@
 /*
  * The example worker (build/bin/worker): hostkit's Worker Service template.
- * Worker:Count background services "worker-N" log every Worker:IntervalMs and
- * sleep on their cancellation token; a hosted service "audit" logs on start
- * and stop. Knobs to see failure behaviour: Worker:FailAfterMs (worker-1
- * fails), Worker:HangOnStopMs (worker-1 ignores cancellation that long),
+ * Its Worker section is bound onto worker_opts_t and validated at start-up;
+ * Worker:Count background services "worker-N" log every Worker:IntervalMs
+ * (re-read on every loop, so a reload changes it live) and sleep on their
+ * cancellation token; a hosted service "audit" logs on start and stop.
+ * Knobs to see failure behaviour: Worker:FailAfterMs (worker-1 fails),
+ * Worker:HangOnStopMs (worker-1 ignores cancellation that long),
  * Worker:FailStart=true (audit fails to start). Depends on libhostkit only.
  */
 #include <errno.h>
@@ -13,17 +15,35 @@
 
 #include <hostkit/hostkit.h>
 
-typedef struct worker {
-    int id;
+/* The Worker configuration section, bound and validated by the host. */
+typedef struct worker_opts {
+    int64_t count;
     int64_t interval_ms;
     int64_t fail_after_ms; /* -1: never */
     int64_t hang_on_stop_ms;
+    bool fail_start;
+} worker_opts_t;
+
+static const hk_option_t worker_fields[] = {
+    HK_OPT_INT(worker_opts_t, count, "Count", "3", 0, 1000, "Number of background workers"),
+    HK_OPT_INT(worker_opts_t, interval_ms, "IntervalMs", "1000", 1, 86400000,
+               "Milliseconds between two runs of a worker (reloadable)"),
+    HK_OPT_INT(worker_opts_t, fail_after_ms, "FailAfterMs", "-1", -1, 86400000,
+               "worker-1 fails after this many ms (-1: never)"),
+    HK_OPT_INT(worker_opts_t, hang_on_stop_ms, "HangOnStopMs", "0", 0, 86400000,
+               "worker-1 ignores cancellation for this many ms"),
+    HK_OPT_BOOL(worker_opts_t, fail_start, "FailStart", "false", "the audit service fails to start"),
+};
+static const hk_options_def_t worker_def = HK_OPTIONS_DEF("Worker", worker_opts_t, worker_fields);
+
+typedef struct worker {
+    int id;
+    hk_options_t *opts;
     hk_logger_t *log;
 } worker_t;
 
 typedef struct audit {
-    bool fail_start;
-    int64_t workers;
+    hk_options_t *opts;
     hk_logger_t *log;
 } audit_t;
 
@@ -51,22 +71,29 @@ static int worker_execute(hk_service_t *svc, hk_token_t *stopping) {
     uint64_t begin = now_ms();
     char ts[96];
     while (!hk_token_is_cancelled(stopping)) {
+        const worker_opts_t *o = hk_options_acquire(w->opts); /* the current snapshot */
+        uint64_t wait = (uint64_t)o->interval_ms;
+        int64_t fail_after = w->id == 1 ? o->fail_after_ms : -1;
+        hk_options_release(w->opts, o);
+
         hk_info(w->log, "Worker %d running at %s", w->id, timestamp(ts, sizeof ts));
-        uint64_t wait = (uint64_t)w->interval_ms;
-        if (w->fail_after_ms >= 0) {
+        if (fail_after >= 0) {
             uint64_t elapsed = now_ms() - begin;
-            if (elapsed >= (uint64_t)w->fail_after_ms)
+            if (elapsed >= (uint64_t)fail_after)
                 return hk_service_fail(svc, -EIO, "simulated failure after %lld ms (Worker:FailAfterMs)",
-                                       (long long)w->fail_after_ms);
-            if ((uint64_t)w->fail_after_ms - elapsed < wait)
-                wait = (uint64_t)w->fail_after_ms - elapsed;
+                                       (long long)fail_after);
+            if ((uint64_t)fail_after - elapsed < wait)
+                wait = (uint64_t)fail_after - elapsed;
         }
         hk_token_sleep(stopping, wait);
     }
-    if (w->hang_on_stop_ms > 0) {
+    const worker_opts_t *o = hk_options_acquire(w->opts);
+    int64_t hang = w->id == 1 ? o->hang_on_stop_ms : 0;
+    hk_options_release(w->opts, o);
+    if (hang > 0) {
         hk_warn(w->log, "Worker %d ignores cancellation for %lld ms (Worker:HangOnStopMs)", w->id,
-                (long long)w->hang_on_stop_ms);
-        struct timespec d = {(time_t)(w->hang_on_stop_ms / 1000), (long)(w->hang_on_stop_ms % 1000) * 1000000L};
+                (long long)hang);
+        struct timespec d = {(time_t)(hang / 1000), (long)(hang % 1000) * 1000000L};
         while (nanosleep(&d, &d) < 0 && errno == EINTR) {
         }
     }
@@ -76,10 +103,20 @@ static int worker_execute(hk_service_t *svc, hk_token_t *stopping) {
 static int audit_start(hk_service_t *svc, hk_token_t *token) {
     (void)token;
     audit_t *a = hk_service_data(svc);
-    if (a->fail_start)
+    const worker_opts_t *o = hk_options_acquire(a->opts);
+    bool fail = o->fail_start;
+    long long count = (long long)o->count;
+    hk_options_release(a->opts, o);
+    if (fail)
         return hk_service_fail(svc, -EIO, "simulated start failure (Worker:FailStart=true)");
-    hk_info(a->log, "Audit started: watching %lld workers", (long long)a->workers);
+    hk_info(a->log, "Audit started: watching %lld workers", count);
     return 0;
+}
+
+static void on_worker_section_changed(hk_host_t *host, const char *section, void *data) {
+    (void)data;
+    hk_info(hk_host_logger(host, "Audit"), "Section %s changed; workers pick it up on their next run",
+            section);
 }
 
 static int audit_stop(hk_service_t *svc, hk_token_t *token) {
@@ -89,36 +126,52 @@ static int audit_stop(hk_service_t *svc, hk_token_t *token) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    hk_builder_t *b = hk_builder_new(argc, argv);
-    if (!b)
-        return 1;
-    hk_config_t *cfg = hk_builder_config(b);
-    int64_t count = 3, interval = 1000, fail_after = -1, hang = 0;
-    bool fail_start = false;
-    /* A bad value is recorded; the build then fails with exit code 78 naming it. */
-    hk_config_get_int(cfg, "Worker:Count", 3, 0, 1000, &count);
-    hk_config_get_int(cfg, "Worker:IntervalMs", 1000, 1, 86400000, &interval);
-    hk_config_get_int(cfg, "Worker:FailAfterMs", -1, -1, 86400000, &fail_after);
-    hk_config_get_int(cfg, "Worker:HangOnStopMs", 0, 0, 86400000, &hang);
-    hk_config_get_bool(cfg, "Worker:FailStart", false, &fail_start);
-
+/* Registers the services once the options are bound (their count is configuration). */
+static int add_services(hk_builder_t *b, hk_options_t *opts, int64_t count) {
     hk_logger_t *log = hk_builder_logger(b, "Worker");
     for (int i = 1; i <= count; i++) {
         worker_t *w = calloc(1, sizeof *w);
         if (!w)
-            break;
-        *w = (worker_t){i, interval, i == 1 ? fail_after : -1, i == 1 ? hang : 0, log};
+            return -ENOMEM;
+        *w = (worker_t){i, opts, log};
         char name[32];
         snprintf(name, sizeof name, "worker-%d", i);
         if (hk_builder_add_background(b, name, worker_execute, w, free) < 0)
             free(w); /* the build reports the error */
     }
     audit_t *a = calloc(1, sizeof *a);
-    if (a) {
-        *a = (audit_t){fail_start, count, hk_builder_logger(b, "Audit")};
-        if (hk_builder_add_hosted(b, "audit", audit_start, audit_stop, a, free) < 0)
-            free(a);
+    if (!a)
+        return -ENOMEM;
+    *a = (audit_t){opts, hk_builder_logger(b, "Audit")};
+    if (hk_builder_add_hosted(b, "audit", audit_start, audit_stop, a, free) < 0)
+        free(a);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    hk_builder_t *b = hk_builder_new(argc, argv);
+    if (!b)
+        return 1;
+    hk_builder_set_version(b, "0.1.0");
+    hk_options_t *opts = NULL;
+    hk_builder_add_options(b, &worker_def, &opts);
+    /* Worker:Count decides how many services exist, so it is read before the
+     * build; a bad value is recorded and the build fails with 78 naming it. */
+    int64_t count = 3;
+    hk_config_get_int(hk_builder_config(b), "Worker:Count", 3, 0, 1000, &count);
+    if (add_services(b, opts, count) < 0) {
+        hk_builder_free(b);
+        return 1;
     }
-    return hk_builder_run(b);
+    hk_host_t *host = NULL;
+    if (hk_builder_build(b, &host) < 0) {
+        int code = hk_builder_exit_code(b);
+        hk_builder_free(b);
+        return code;
+    }
+    hk_builder_free(b);
+    hk_host_on_config_change(host, "Worker", on_worker_section_changed, NULL);
+    int code = hk_host_run(host);
+    hk_host_free(host);
+    return code;
 }

@@ -307,17 +307,35 @@ static void read_settings(hk_config_t *c, settings_t *s) {
 
 static void host_free_core(hk_host_t *h);
 
-typedef struct bind_ctx {
-    hk_logger_t *lg;
-    hk_builder_t *b;
-    size_t *count;
-} bind_ctx_t;
+/* Configuration errors to report at build, each once (a value read by the
+ * program and bound as an option would otherwise be reported twice). */
+typedef struct errlist {
+    char **msgs;
+    size_t n;
+    size_t lost; /* out of memory: counted, not kept */
+} errlist_t;
 
-static void log_invalid(void *data, const char *msg) {
-    bind_ctx_t *bc = data;
-    hk_log(bc->lg, HK_LOG_CRITICAL, "Invalid configuration: %s", msg);
-    set_first_error(bc->b, msg);
-    (*bc->count)++;
+static void errlist_add(void *data, const char *msg) {
+    errlist_t *el = data;
+    for (size_t i = 0; i < el->n; i++)
+        if (!strcmp(el->msgs[i], msg))
+            return;
+    char **nm = hk__realloc(el->msgs, (el->n + 1) * sizeof *nm);
+    char *copy = hk__strdup(msg);
+    if (nm)
+        el->msgs = nm;
+    if (!nm || !copy) {
+        hk__free(copy);
+        el->lost++;
+        return;
+    }
+    el->msgs[el->n++] = copy;
+}
+
+static void errlist_free(errlist_t *el) {
+    for (size_t i = 0; i < el->n; i++)
+        hk__free(el->msgs[i]);
+    hk__free(el->msgs);
 }
 
 static void log_unknown(void *data, const char *msg) { hk_log((hk_logger_t *)data, HK_LOG_WARN, "%s", msg); }
@@ -392,40 +410,48 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
         return -EINVAL;
     }
 
-    settings_t s;
-    read_settings(b->config, &s);
-    int lrc = hk__log_configure(b->log, b->config);
-    if (lrc == -ENOMEM) {
-        b->exit_code = EXIT_FAILED;
-        return -ENOMEM;
-    }
-    const char *environment = hk_config_get_string(b->config, "environment", "Production");
-    const char *content_root = hk_config_get_string(b->config, "contentRoot", NULL);
-
-    /* Options: bind and validate every registered section; list every problem. */
-    size_t nopt_errors = 0;
-    bind_ctx_t bc = {lg, b, &nopt_errors};
+    /* The program's options first: their errors are listed first. */
+    errlist_t errs = {0};
     for (size_t i = 0; i < b->nopts; i++) {
-        int r = hk__options_bind(b->opts[i], b->config, log_invalid, &bc);
+        int r = hk__options_bind(b->opts[i], b->config, errlist_add, &errs);
         if (r == -ENOMEM) {
+            errlist_free(&errs);
             b->exit_code = EXIT_FAILED;
             return -ENOMEM;
         }
         hk__options_check_unknown(b->opts[i], b->config, log_unknown, lg);
     }
 
+    settings_t s;
+    read_settings(b->config, &s);
+    int lrc = hk__log_configure(b->log, b->config);
+    if (lrc == -ENOMEM) {
+        errlist_free(&errs);
+        b->exit_code = EXIT_FAILED;
+        return -ENOMEM;
+    }
+    const char *environment = hk_config_get_string(b->config, "environment", "Production");
+    const char *content_root = hk_config_get_string(b->config, "contentRoot", NULL);
+
+    /* Every configuration error recorded (files, getters the program and the
+     * host settings ran), after every problem binding the program's options. */
+    for (size_t i = 0; i < hk_config_error_count(b->config); i++)
+        errlist_add(&errs, hk_config_error(b->config, i));
+
     if (flags & HK__FLAG_PRINT_CONFIG) {
         hk__config_print(b->config, stdout);
         fflush(stdout);
     }
 
-    /* Every configuration error recorded so far, including getters the program ran. */
-    size_t nconf = hk_config_error_count(b->config);
-    for (size_t i = 0; i < nconf; i++) {
-        const char *msg = hk_config_error(b->config, i);
-        hk_log(lg, HK_LOG_CRITICAL, "Invalid configuration: %s", msg);
-        set_first_error(b, msg);
+    size_t nconf = errs.n + errs.lost;
+    for (size_t i = 0; i < errs.n; i++) {
+        hk_log(lg, HK_LOG_CRITICAL, "Invalid configuration: %s", errs.msgs[i]);
+        set_first_error(b, errs.msgs[i]);
     }
+    if (errs.lost)
+        hk_log(lg, HK_LOG_CRITICAL, "Invalid configuration: %zu more errors (out of memory listing them)",
+               errs.lost);
+    errlist_free(&errs);
     for (size_t i = 0; i < b->nerrors; i++) {
         hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: %s", b->errors[i]);
         set_first_error(b, b->errors[i]);
@@ -433,8 +459,8 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     if (b->lost_errors)
         hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: %zu more errors (out of memory recording them)",
                b->lost_errors);
-    if (nconf > 0 || nopt_errors > 0 || b->nerrors > 0 || b->lost_errors > 0) {
-        b->exit_code = nconf > 0 || nopt_errors > 0 ? EXIT_CONFIG : EXIT_FAILED;
+    if (nconf > 0 || b->nerrors > 0 || b->lost_errors > 0) {
+        b->exit_code = nconf > 0 ? EXIT_CONFIG : EXIT_FAILED;
         return -EINVAL;
     }
     if (flags & HK__FLAG_PRINT_CONFIG) {
