@@ -1,10 +1,9 @@
 /*
- * Typed options (include/hostkit/options.h, src/config/options_int.h): binds
- * one configuration section onto a caller-described struct, validates it and
- * publishes it as an immutable, reference-counted snapshot; also the duration
- * and size parsers, unknown-key warnings and --help lines. Depends on libc,
- * pthreads, src/common and the config store's public API only (hk_config_get,
- * hk_config_source_of, hk_config_count, hk_config_key_at).
+ * Typed options (hostkit/options.h, options_int.h): binds a configuration
+ * section onto a described struct, validates it, publishes it as an immutable
+ * ref-counted snapshot; the duration/size parsers, unknown keys, --help lines.
+ * Depends on libc, pthreads, src/common and only the config store's public
+ * API (hk_config_get, _source_of, _count, _key_at).
  *
  * Snapshot lifecycle (refs and current are only touched under opts->mu):
  *
@@ -22,6 +21,7 @@
  *  - Whoever drops refs to 0 frees the snapshot, after unlocking.
  *  - A failed bind frees its half-built snapshot and leaves current alone.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -111,7 +111,7 @@ static void text_add(text_t *t, const char *fmt, ...) {
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* digits ['.' digits]: the integer part (saturating, with an overflow flag)
+/* digits ['.' digits]: the integer part (with a flag when it overflows)
  * and the fraction digits, which are left as text for exact arithmetic. */
 typedef struct num {
     uint64_t ipart;
@@ -392,35 +392,48 @@ static void fmt_size(char *buf, size_t len, uint64_t bytes) {
 
 /* ---- ranges ------------------------------------------------------------------ */
 
-static int64_t to_i64(double d) {
-    if (!(d > (double)INT64_MIN)) /* also NaN */
+/*
+ * ceil (up) or floor of d, clamped into int64 / uint64 (NaN: the lowest).
+ * Written out rather than calling ceil()/floor(): libhostkit does not link
+ * libm, and unoptimised builds would need it.
+ */
+static int64_t to_i64(double d, bool up) {
+    if (!(d > -9223372036854775808.0))
         return INT64_MIN;
     if (d >= 9223372036854775808.0)
         return INT64_MAX;
-    return (int64_t)d;
+    int64_t t = (int64_t)d; /* toward zero; exact, as is (double)t */
+    if (up && (double)t < d)
+        t++;
+    else if (!up && (double)t > d)
+        t--;
+    return t;
 }
 
-static uint64_t to_u64(double d) {
+static uint64_t to_u64(double d, bool up) {
     if (!(d > 0))
         return 0;
     if (d >= 18446744073709551616.0)
         return UINT64_MAX;
-    return (uint64_t)d;
+    uint64_t t = (uint64_t)d;
+    if (up && (double)t < d)
+        t++;
+    return t;
 }
 
 /* The inclusive range of an INT or DURATION field (durations are never negative). */
 static void range_i64(const hk_option_t *f, int64_t *lo, int64_t *hi) {
-    int64_t floor_ = f->type == HK_OPTION_DURATION ? 0 : INT64_MIN;
-    *lo = f->has_range ? to_i64(ceil(f->min)) : floor_;
-    *hi = f->has_range ? to_i64(floor(f->max)) : INT64_MAX;
-    if (*lo < floor_)
-        *lo = floor_;
+    int64_t bottom = f->type == HK_OPTION_DURATION ? 0 : INT64_MIN;
+    *lo = f->has_range ? to_i64(f->min, true) : bottom;
+    *hi = f->has_range ? to_i64(f->max, false) : INT64_MAX;
+    if (*lo < bottom)
+        *lo = bottom;
 }
 
 /* The inclusive range of a UINT or SIZE field. */
 static void range_u64(const hk_option_t *f, uint64_t *lo, uint64_t *hi) {
-    *lo = f->has_range ? to_u64(ceil(f->min)) : 0;
-    *hi = f->has_range ? to_u64(floor(f->max)) : UINT64_MAX;
+    *lo = f->has_range ? to_u64(f->min, true) : 0;
+    *hi = f->has_range ? to_u64(f->max, false) : UINT64_MAX;
 }
 
 /* "0..1000", "100ms..1h", "1KiB..10MiB"; empty without a range. */
@@ -541,7 +554,8 @@ static void snap_unref(hk_options_t *o, snap_t *s) {
 void hk__options_free(hk_options_t *o) {
     if (!o)
         return;
-    /* Every reader has released: current holds the only reference. */
+    /* Every reader must have released: current holds the only reference. */
+    assert(!o->current || o->current->refs == 1);
     snap_free(&o->def, o->current);
     pthread_mutex_destroy(&o->mu);
     hk__free(o);
@@ -839,6 +853,26 @@ static void run_validator(bind_t *b, const hk_option_t *f, const char *key, cons
     bad(b, key, value, src, "%s", err[0] ? err : "is not valid");
 }
 
+/*
+ * A default that does not parse or lies outside the range is a programming
+ * error: report it on every bind, also when a source supplies the value,
+ * so it cannot hide until the day the key is missing.
+ */
+static int check_default(bind_t *b, const hk_option_t *f, const char *key) {
+    union {
+        char *str;
+        bool flag;
+        int64_t i64;
+        uint64_t u64;
+        double dbl;
+        int index;
+    } scratch = {0};
+    int rc = bind_scalar(b, f, key, f->def, "default", &scratch);
+    if (rc == 0 && f->type == HK_OPTION_STRING)
+        hk__free(scratch.str);
+    return rc < 0 ? rc : 0;
+}
+
 /* Binds one field into s. Returns 0 (errors, if any, were reported) or -ENOMEM. */
 static int bind_field(bind_t *b, const hk_option_t *f, snap_t *s) {
     void *p = field_ptr(s, f);
@@ -870,7 +904,11 @@ static int bind_field(bind_t *b, const hk_option_t *f, snap_t *s) {
         return rc;
     }
     const char *text = hk_config_get(b->config, key), *src;
-    if (text && *text) {
+    bool have = text && *text;
+    /* (when the default is the value, parsing it below is the check) */
+    if (f->def && (have || f->required) && (rc = check_default(b, f, key)) < 0)
+        goto out;
+    if (have) {
         src = hk_config_source_of(b->config, key);
         if (!src)
             src = "unknown";
@@ -882,7 +920,8 @@ static int bind_field(bind_t *b, const hk_option_t *f, snap_t *s) {
         text_done(&t);
         goto out;
     } else {
-        /* No default: the field stays zero / NULL, with nothing to parse or range-check. */
+        /* The default; without one the field stays zero / NULL, with nothing to
+         * parse or range-check (the validator still sees it). */
         text = f->def;
         src = "default";
     }
