@@ -119,9 +119,13 @@ HK_EXTERN int hk_token_register(hk_token_t *token, hk_token_reg_t *reg, hk_token
  * to finish, so once this returns the callback no longer runs anywhere and
  * reg and its data may be freed. Safe after the token was cancelled, safe to
  * call twice, and safe on a registration that was never registered
- * (zero-initialised). Never call it from a callback on a different
- * registration of the same token that is running on another thread's cancel
- * (that is a deadlock, as with any lock).
+ * (zero-initialised); not after the token was freed (a registration dropped
+ * by hk_token_free is reset and may be reused). Returns 0 for NULL. A
+ * callback that hk_token_register ran at once (token already cancelled) has
+ * finished by the time register returns; unregistering it concurrently from
+ * another thread does not wait for it. Never call it from a callback on a
+ * different registration of the same token that is running on another
+ * thread's cancel (that is a deadlock, as with any lock).
  */
 HK_EXTERN int hk_token_unregister(hk_token_reg_t *reg);
 
