@@ -193,8 +193,9 @@ HK_EXTERN int hk_host_run(hk_host_t *host);
 /*
  * Frees the host: destroy hooks run in reverse registration order if run did
  * not run them, then the configuration and log are freed. A service still
- * running after a shutdown timeout keeps its own memory (and its data, whose
- * destroy hook is then never called) until its thread returns. Accepts NULL.
+ * running after a shutdown timeout keeps the host's memory alive until its
+ * thread returns; its destroy hook then runs on that thread, last (if the
+ * process has not exited by then). Accepts NULL.
  * Must not be called while hk_host_run runs.
  */
 HK_EXTERN void hk_host_free(hk_host_t *host);

@@ -563,6 +563,10 @@ const char *hk_host_environment(const hk_host_t *h) { return h ? h->environment 
 const char *hk_host_content_root(const hk_host_t *h) { return h ? h->content_root : NULL; }
 
 static void host_free_core(hk_host_t *h) {
+    /* Every thread has returned: the data of services abandoned at a
+     * shutdown timeout can be released now (others were released in run). */
+    for (size_t i = h->nsvcs; i-- > 0;)
+        hk__service_destroy_data(h->svcs[i]);
     for (size_t i = 0; i < h->nsvcs; i++)
         hk__service_free(h->svcs[i]);
     hk__free(h->svcs);
@@ -1043,8 +1047,7 @@ static void destroy_services(hk_host_t *h) {
                     tasks[k]->joined = true;
                 }
             }
-            svc->destroyed = true;
-            continue;
+            continue; /* destroyed by host_free_core once its thread has returned */
         }
         hk__service_destroy_data(svc);
     }

@@ -455,6 +455,7 @@ static void shutdown_timeout_names_the_hung_background_service_and_exits_1(void 
     /* Let the abandoned thread finish; it frees the host's memory on its way out. */
     hk_token_cancel(hung.release);
     assert_true(wait_until(alloc_back_to, &baseline, 5000));
+    assert_true(rec_at("destroy", "hung") >= 0); /* released once its thread returned */
     hk_token_free(release);
 }
 
