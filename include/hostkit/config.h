@@ -132,7 +132,9 @@ HK_EXTERN const char *hk_config_last_error(const hk_config_t *config);
 /*
  * Adds a JSON file source (strict JSON, top level an object; objects nest
  * with ':', arrays become Section:0, Section:1, ..., values keep their
- * text, null is an empty value) and loads it now. path is used as given
+ * text, null is an empty value; keys that are equal ignoring case, or
+ * after flattening, are duplicates; integers must fit in int64: write
+ * larger ones as strings) and loads it now. path is used as given
  * (relative to the working directory) and names the file in messages. A
  * missing optional file provides nothing; a missing required file, an
  * unreadable file or malformed JSON is recorded as a configuration error
@@ -169,8 +171,10 @@ typedef struct hk_config_provider {
 
 /*
  * Adds a custom provider (ranked with the JSON files, in the order added)
- * and loads it now; a failing load is recorded as a configuration error.
- * On success the store owns provider->data. Returns 0, -EINVAL or -ENOMEM.
+ * and loads it now; a failing load is recorded as a configuration error
+ * (-EINVAL) and the provider stays, to be loaded again on reload. Unless
+ * -ENOMEM (or -EINVAL for a bad definition) is returned, the store owns
+ * provider->data. Returns 0, -EINVAL or -ENOMEM.
  */
 HK_EXTERN int hk_config_add_provider(hk_config_t *config, const hk_config_provider_t *provider);
 

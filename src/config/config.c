@@ -735,8 +735,23 @@ int hk_config_sink_set(hk_config_sink_t *sink, const char *key, const char *valu
     return table_set(sink->table, key, value, sink->origin, sink->rank);
 }
 
-static int sink_cb(void *data, const char *key, const char *value) {
-    int rc = hk_config_sink_set(data, key, value);
+/* JSON keys: case-insensitive after flattening, so {"Count":1,"count":2} and
+ * {"A:B":1,"A":{"B":2}} are duplicates, as in .NET. */
+typedef struct json_sink {
+    hk_config_sink_t sink;
+    char *error;
+} json_sink_t;
+
+static int json_cb(void *data, const char *key, const char *value) {
+    json_sink_t *js = data;
+    entry_t *e = table_find(js->sink.table, key);
+    if (e) {
+        js->error = hk__asprintf("%s: duplicate key \"%s\" (keys are case-insensitive and \"%s\" "
+                                 "was already set)",
+                                 js->sink.origin, key, e->key);
+        return js->error ? -EEXIST : -ENOMEM;
+    }
+    int rc = hk_config_sink_set(&js->sink, key, value);
     return rc == -EINVAL ? 0 : rc; /* an empty key cannot be addressed: skip it */
 }
 
@@ -824,44 +839,108 @@ static int provider_load(provider_t *p, table_t *t, char **ret_error) {
                                    : hk__asprintf("%s: cannot read: %s", p->name, hk_strerror(rc));
         return *ret_error ? -EINVAL : -ENOMEM;
     }
-    rc = hk__json_flatten(buf, len, p->name, sink_cb, &sink, ret_error);
+    json_sink_t js = {sink, NULL};
+    rc = hk__json_flatten(buf, len, p->name, json_cb, &js, ret_error);
     hk__free(buf);
+    if (rc == -EEXIST) {
+        *ret_error = js.error;
+        return -EINVAL;
+    }
     return rc;
 }
 
-/* Merges a freshly loaded provider's keys into the current view (set-up time). */
-static int merge_into_view(hk_config_t *c, provider_t *p) {
-    table_t *view = cur(c);
-    for (size_t i = 0; i < p->data.n; i++) {
-        entry_t *src = &p->data.entries[i];
-        entry_t *e = table_find(view, src->key);
-        if (e && e->rank > p->rank)
-            continue;
-        int rc = table_set(view, src->key, src->value, src->origin, p->rank);
-        if (rc < 0)
-            return rc;
+/* Room for `extra` more keys without allocating in table_prep/commit. */
+static int table_reserve(table_t *t, size_t extra) {
+    size_t need = t->n + extra;
+    if (need > t->cap) {
+        size_t cap = t->cap ? t->cap : 32;
+        while (cap < need)
+            cap *= 2;
+        entry_t *ne = hk__realloc(t->entries, cap * sizeof *ne);
+        if (!ne)
+            return -ENOMEM;
+        t->entries = ne;
+        t->cap = cap;
     }
+    while ((need + 1) * 2 > t->index_cap)
+        if (index_grow(t) < 0)
+            return -ENOMEM;
     return 0;
 }
 
-/* Adds p, loads it and merges it; a load error is recorded, p is kept either way. */
-static int add_and_load(hk_config_t *c, provider_t *p) {
-    if (add_provider(c, p) < 0) {
-        provider_free(p);
+/* Merges a freshly loaded provider's keys into the current view (set-up
+ * time), all or nothing: everything is allocated before anything changes. */
+static int merge_into_view(hk_config_t *c, provider_t *p) {
+    table_t *view = cur(c);
+    size_t n = p->data.n, fresh = 0;
+    for (size_t i = 0; i < n; i++)
+        fresh += !table_find(view, p->data.entries[i].key);
+    if (n == 0)
+        return 0;
+    prep_t *preps = hk__calloc(n, sizeof *preps);
+    if (!preps || table_reserve(view, fresh) < 0) {
+        hk__free(preps);
         return -ENOMEM;
     }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        entry_t *src = &p->data.entries[i];
+        entry_t *e = table_find(view, src->key);
+        if (e && e->rank > p->rank)
+            continue; /* a higher-precedence source already set it */
+        rc = table_prep(view, src->key, src->value, src->origin, &preps[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && preps[i].value)
+            table_commit(view, &preps[i], p->rank);
+        else
+            prep_discard(&preps[i]);
+    }
+    hk__free(preps);
+    return rc;
+}
+
+static void remove_provider(hk_config_t *c, provider_t *p) {
+    for (size_t i = 0; i < c->nprovs; i++) {
+        if (c->provs[i] == p) {
+            memmove(&c->provs[i], &c->provs[i + 1], (c->nprovs - i - 1) * sizeof *c->provs);
+            c->nprovs--;
+            return;
+        }
+    }
+}
+
+/* Frees a provider that never became the store's: its data stays the caller's. */
+static void provider_discard(provider_t *p) {
+    p->custom.destroy = NULL;
+    provider_free(p);
+}
+
+/*
+ * Loads p, registers it and merges its keys. A load error (bad file) is
+ * recorded and p stays registered, empty, so that a reload can pick up the
+ * fixed file; out of memory leaves the store exactly as it was.
+ */
+static int add_and_load(hk_config_t *c, provider_t *p) {
     char *error = NULL;
     int rc = provider_load(p, &p->data, &error);
+    if (rc < 0)
+        table_clear(&p->data);
+    if (rc == -ENOMEM || add_provider(c, p) < 0) {
+        hk__free(error);
+        provider_discard(p);
+        return -ENOMEM;
+    }
     if (rc == -EINVAL) {
         record_error(c, error);
-        table_clear(&p->data);
         return -EINVAL;
     }
-    if (rc < 0) {
-        table_clear(&p->data);
-        return rc;
+    if (merge_into_view(c, p) < 0) {
+        remove_provider(c, p);
+        provider_discard(p);
+        return -ENOMEM;
     }
-    return merge_into_view(c, p);
+    return 0;
 }
 
 /* Files get ranks in the order added: appsettings.json, appsettings.{Env}.json, then others. */
@@ -987,12 +1066,12 @@ static void report_changes(const table_t *a, const table_t *b, hk__msg_cb change
             changed(data, b->entries[i].key);
 }
 
-void hk__config_reload_commit(hk_config_t *c, hk_config_t *pend, hk__msg_cb changed, void *data) {
+int hk__config_reload_commit(hk_config_t *c, hk_config_t *pend, hk__msg_cb changed, void *data) {
     /* The old view is retired, not freed: strings handed out stay valid. */
     table_t **nr = hk__realloc(c->retired, (c->nretired + 1) * sizeof *nr);
     if (!nr) {
         hk__config_reload_abort(pend); /* no room to retire it: keep the old values */
-        return;
+        return -ENOMEM;
     }
     c->retired = nr;
     table_t *old = cur(c);
@@ -1011,6 +1090,7 @@ void hk__config_reload_commit(hk_config_t *c, hk_config_t *pend, hk__msg_cb chan
     if (changed)
         report_changes(old, fresh, changed, data);
     hk_config_free(pend);
+    return 0;
 }
 
 const char *hk__config_watch_file(const hk_config_t *c, size_t i) {

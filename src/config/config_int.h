@@ -26,8 +26,9 @@ unsigned hk__config_flags(const hk_config_t *config);
 int hk__config_reload_prepare(hk_config_t *config, hk_config_t **ret_pending, hk__msg_cb on_error,
                               void *data);
 /* Makes the pending values current; calls changed(data, key) for every key
- * added, removed or changed; frees pending. */
-void hk__config_reload_commit(hk_config_t *config, hk_config_t *pending, hk__msg_cb changed,
+ * added, removed or changed; frees pending. Returns 0, or -ENOMEM when the
+ * old values could not be retired (then nothing changed). */
+int hk__config_reload_commit(hk_config_t *config, hk_config_t *pending, hk__msg_cb changed,
                               void *data);
 /* Drops a pending reload. Accepts NULL. */
 void hk__config_reload_abort(hk_config_t *pending);

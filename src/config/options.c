@@ -936,8 +936,9 @@ out:
     return rc;
 }
 
-int hk__options_bind(hk_options_t *o, hk_config_t *config, hk__msg_cb on_error, void *data) {
-    if (!o || !config)
+int hk__options_stage(hk_options_t *o, hk_config_t *config, hk__msg_cb on_error, void *data,
+                      void **ret_staged) {
+    if (!o || !config || !ret_staged)
         return -EINVAL;
     const hk_options_def_t *def = &o->def;
     bind_t b = {def, config, on_error, data, 0};
@@ -980,6 +981,12 @@ int hk__options_bind(hk_options_t *o, hk_config_t *config, hk__msg_cb on_error, 
         snap_free(def, s);
         return rc;
     }
+    *ret_staged = s;
+    return 0;
+}
+
+void hk__options_publish(hk_options_t *o, void *staged) {
+    snap_t *s = staged;
     s->refs = 1; /* the current reference */
     pthread_mutex_lock(&o->mu);
     snap_t *old = o->current;
@@ -987,7 +994,19 @@ int hk__options_bind(hk_options_t *o, hk_config_t *config, hk__msg_cb on_error, 
     pthread_mutex_unlock(&o->mu);
     if (old)
         snap_unref(o, old);
-    return 0;
+}
+
+void hk__options_discard(hk_options_t *o, void *staged) {
+    if (o && staged)
+        snap_free(&o->def, staged);
+}
+
+int hk__options_bind(hk_options_t *o, hk_config_t *config, hk__msg_cb on_error, void *data) {
+    void *staged = NULL;
+    int rc = hk__options_stage(o, config, on_error, data, &staged);
+    if (rc == 0)
+        hk__options_publish(o, staged);
+    return rc;
 }
 
 /* ---- unknown keys ---------------------------------------------------------------- */

@@ -26,6 +26,17 @@ void hk__options_free(hk_options_t *opts);
 int hk__options_bind(hk_options_t *opts, hk_config_t *config, hk__msg_cb on_error, void *data);
 
 /*
+ * hk__options_bind in two steps, so that several sections can be validated
+ * before any is published (a reload is all or nothing): stage binds and
+ * validates into *ret_staged without publishing (errors as for bind);
+ * publish makes a staged snapshot current (cannot fail); discard drops it.
+ */
+int hk__options_stage(hk_options_t *opts, hk_config_t *config, hk__msg_cb on_error, void *data,
+                      void **ret_staged);
+void hk__options_publish(hk_options_t *opts, void *staged);
+void hk__options_discard(hk_options_t *opts, void *staged);
+
+/*
  * Calls warn once per key under the section that matches no field (a likely
  * typo), e.g. `Unknown key Worker:Cuont (from command line); did you mean Worker:Count?`
  */

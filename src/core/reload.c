@@ -90,16 +90,20 @@ void hk__reload_now(hk_host_t *h, const char *why) {
             hk__log_free(scratch);
         }
     }
-    /* Options: bind each against the pending values; undo on the first failure. */
-    size_t bound = 0;
-    for (; rc == 0 && bound < h->nopts; bound++) {
-        if (hk__options_bind(h->opts[bound], pending, on_reload_error, &ctx) < 0)
-            rc = -EINVAL;
+    /* Options: stage every section against the pending values (every error
+     * is reported); publish none unless all of them bound. */
+    void **staged = rc == 0 && h->nopts ? hk__calloc(h->nopts, sizeof *staged) : NULL;
+    if (rc == 0 && h->nopts && !staged)
+        rc = -ENOMEM;
+    for (size_t i = 0; rc != -ENOMEM && staged && i < h->nopts; i++) {
+        int r = hk__options_stage(h->opts[i], pending, on_reload_error, &ctx, &staged[i]);
+        if (r < 0 && rc == 0)
+            rc = r;
     }
     if (rc < 0) {
-        /* bound-1 failed (kept its snapshot); the ones before it move back to the old values */
-        for (size_t i = 0; i + 1 < bound; i++)
-            (void)hk__options_bind(h->opts[i], h->config, NULL, NULL);
+        for (size_t i = 0; staged && i < h->nopts; i++)
+            hk__options_discard(h->opts[i], staged[i]);
+        hk__free(staged);
         hk__config_reload_abort(pending);
         if (rc == -ENOMEM)
             hk_log(h->lg_host, HK_LOG_ERROR, "Configuration reload failed: out of memory");
@@ -107,7 +111,18 @@ void hk__reload_now(hk_host_t *h, const char *why) {
         return;
     }
     ctx.hit = h->nwatchers ? hk__calloc(h->nwatchers, sizeof *ctx.hit) : NULL;
-    hk__config_reload_commit(h->config, pending, on_changed, &ctx);
+    if (hk__config_reload_commit(h->config, pending, on_changed, &ctx) < 0) {
+        for (size_t i = 0; staged && i < h->nopts; i++)
+            hk__options_discard(h->opts[i], staged[i]);
+        hk__free(staged);
+        hk__free(ctx.hit);
+        hk_log(h->lg_host, HK_LOG_ERROR, "Configuration reload failed: out of memory");
+        hk_log(h->lg_host, HK_LOG_ERROR, "Keeping the previous configuration");
+        return;
+    }
+    for (size_t i = 0; staged && i < h->nopts; i++)
+        hk__options_publish(h->opts[i], staged[i]);
+    hk__free(staged);
     (void)hk__log_configure(h->log, h->config);
     if (ctx.changed)
         hk_log(h->lg_host, HK_LOG_INFO, "Configuration reloaded (%s): %zu key%s changed", why,
