@@ -7,7 +7,9 @@
  *    failure (-EINVAL, -ENOMEM, ...); hk_strerror() turns one into text;
  *  - output parameters are named ret_* and are left untouched on failure;
  *  - every *_new/_build has a matching *_free that accepts NULL;
- *  - nothing here calls exit(), prints to stdout or aborts on bad input.
+ *  - nothing here calls exit() or aborts on bad input, and nothing prints to
+ *    stdout except what the user asked for (--help, --version,
+ *    --print-config in hk_builder_build).
  */
 #ifndef HOSTKIT_COMMON_H
 #define HOSTKIT_COMMON_H

@@ -17,15 +17,19 @@
  *  - start(svc, token): on the host thread, in registration order, before
  *    the host counts as started; may block start-up (keep it short). The
  *    token is cancelled when a stop is requested or the start-up timeout
- *    expires. Loop services create their libuv handles here.
+ *    expires. Loop services create their libuv handles here. With
+ *    Host:ServicesStartConcurrently each start runs on a thread of its own
+ *    (do not touch the loop there).
  *  - execute(svc, stopping): on a thread of its own, launched right after
- *    start without waiting for it; the host does not wait for it to finish.
+ *    start without waiting for it (with concurrent start: once every start
+ *    has succeeded); the host does not wait for it to finish.
  *    Returns 0 when it finished its work (the host keeps running) or a
  *    negative errno value on failure (see Host:BackgroundServiceException-
  *    Behavior). `stopping` is cancelled when the host stops.
  *  - stop(svc, token): on the host thread, in reverse registration order,
- *    after every stopping token was cancelled. The token is cancelled when
- *    the shutdown timeout expires.
+ *    after every stopping token was cancelled (with
+ *    Host:ServicesStopConcurrently: each on a thread of its own). The token
+ *    is cancelled when the shutdown timeout expires.
  * A service with execute is a "background service"; one with only start/stop
  * is a "hosted service". Both may be combined.
  *
@@ -81,7 +85,8 @@ typedef struct hk_service_def {
     hk_service_start_cb start;
     hk_service_execute_cb execute;
     hk_service_stop_cb stop;
-    hk_destroy_cb destroy; /* called with data when the host is freed */
+    hk_destroy_cb destroy; /* called with data at the end of run (or by hk_host_free /
+                              hk_builder_free when the host never ran) */
     void *data;
 } hk_service_def_t;
 
@@ -111,8 +116,9 @@ HK_EXTERN hk_logger_t *hk_builder_logger(hk_builder_t *builder, const char *cate
 
 /*
  * Registers a service (see hk_service_def_t). On success the host owns
- * def->data from now on (its destroy hook runs when the builder or host is
- * freed); on failure nothing is kept, destroy is not called, the error is
+ * def->data from now on (its destroy hook runs at the end of hk_host_run,
+ * in reverse registration order, or when the builder or a host that never
+ * ran is freed); on failure nothing is kept, destroy is not called, the error is
  * recorded in the builder (the build will fail with it) and returned:
  * -EINVAL (no name, bad name, no callback), -EEXIST (name taken), -ENOMEM.
  */
@@ -158,8 +164,9 @@ HK_EXTERN int hk_builder_set_version(hk_builder_t *builder, const char *version)
  * failure logs every error, leaves the builder as it was and returns -EINVAL
  * or -ENOMEM; hk_builder_exit_code() then tells the exit code (64, 78 or 1)
  * and hk_builder_error() the first error message.
- * The reserved switches are handled here, before anything else: --help
- * (-h) prints usage with every registered option, --version the version,
+ * The reserved switches are handled here, before anything else (wherever
+ * they are on the command line, even next to a malformed argument): --help
+ * (-h, -?, /?) prints usage with every registered option, --version the version,
  * --print-config every key with its value and source (secrets as ***);
  * each to stdout, then it returns -ECANCELED with exit code 0 (78 for
  * --print-config when the configuration is invalid).

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "host.h"
 #include "log.h"
+#include "services.h"
 #include "token.h"
 
 #endif /* HOSTKIT_HOSTKIT_H */

@@ -5,18 +5,20 @@
  * are per-category views of it (hk_log_get). Each enabled message is
  * rendered as one line, e.g.
  *     info: hostkit.lifetime[0] Application started. Press Ctrl+C to shut down.
- * and written to the sink (stderr by default) with one write, so lines from
- * concurrent threads never interleave. The level check happens in the macro,
+ * and written to the sink (stderr by default) under the log's lock, in one
+ * write(2) call (repeated only if the kernel writes part of it), so lines
+ * from concurrent threads never interleave. The level check happens in the macro,
  * before any argument is evaluated: a filtered call costs a load and a branch.
  *
  * Minimum levels come from configuration: Logging:LogLevel:Default (default
  * Information) and Logging:LogLevel:{category prefix} (the longest key that
  * is a prefix of the category wins, case-insensitive, as in .NET; "None"
- * silences). They are read when the host is built.
+ * silences). They are read when the host is built and again on every
+ * configuration reload.
  *
- * Thread-safety: hk_log_get, hk_log_enabled, hk_log_write and the macros may
- * be called from any thread. hk_log_set_sink must be called before other
- * threads log.
+ * Thread-safety: hk_log_get, hk_logger_enabled, hk_logger_write and the
+ * macros may be called from any thread. hk_log_set_sink and hk_log_set_fd
+ * must be called before other threads log.
  */
 #ifndef HOSTKIT_LOG_H
 #define HOSTKIT_LOG_H
@@ -60,9 +62,11 @@ typedef struct hk_log_record {
 typedef void (*hk_log_sink_cb)(const hk_log_record_t *record, void *data);
 
 /*
- * Replaces the sink (default: write the line to stderr). cb NULL restores the
- * default; fd >= 0 with cb NULL writes to that fd instead of stderr (the log
- * does not close it). Call before any other thread logs.
+ * hk_log_set_sink replaces the sink (default: write the line to an fd,
+ * stderr unless hk_log_set_fd chose another); cb NULL goes back to writing
+ * to that fd. hk_log_set_fd(log, fd) writes to fd from now on (fd < 0:
+ * stderr) and removes a sink; the log never closes it. Call both before any
+ * other thread logs.
  */
 HK_EXTERN void hk_log_set_sink(hk_log_t *log, hk_log_sink_cb cb, void *data);
 HK_EXTERN void hk_log_set_fd(hk_log_t *log, int fd);

@@ -1,12 +1,14 @@
 /*
  * The configuration store (include/hostkit/config.h): keys and values with
- * their source, the environment and command-line sources, typed getters.
- * Depends on libc and src/common only.
+ * their source; the environment, command-line, JSON-file and custom
+ * providers; typed getters; the two-phase reload used by the host.
+ * Depends on libc, pthreads, src/common and src/config/json (jansson).
  *
  * Layout: `entries` keeps keys in insertion order; `index` is an
  * open-addressing table (linear probing, power-of-two size, load <= 1/2)
  * of positions in `entries`, hashed on the ASCII-lowercased key, so a lookup
- * is one hash and usually one strcasecmp. Keys are never removed.
+ * is one hash and usually one strcasecmp. A view is never shrunk in place:
+ * a reload builds a new one (keys may disappear there) and retires the old.
  */
 #include <ctype.h>
 #include <fcntl.h>
@@ -538,11 +540,27 @@ static unsigned reserved_flag(const char *a) {
 
 unsigned hk__config_flags(const hk_config_t *c) { return c ? c->flags : 0; }
 
+const char *hk__config_get_host(hk_config_t *c, const char *key) {
+    /* Highest rank first: overrides, command line, HOSTKIT_ variables, defaults. */
+    static const int ranks[] = {RANK_OVERRIDE, RANK_COMMAND_LINE, RANK_HOST_ENV, RANK_DEFAULT};
+    for (size_t i = 0; c && i < HK_ARRAY_SIZE(ranks); i++) {
+        provider_t *p = find_provider(c, ranks[i]);
+        entry_t *e = p ? table_find(&p->data, key) : NULL;
+        if (e && e->value[0])
+            return e->value;
+    }
+    return NULL;
+}
+
 int hk_config_add_args(hk_config_t *c, int argc, char *const *argv) {
     if (!c || argc < 0 || (argc > 0 && !argv))
         return -EINVAL;
     if (argc <= 1)
         return 0;
+    /* Reserved switches count wherever they are, even after a bad argument. */
+    for (int i = 1; i < argc; i++)
+        if (argv[i])
+            c->flags |= reserved_flag(argv[i]);
     /* Parse everything first, apply only when all of it is well-formed. */
     kv_t *pairs = hk__calloc((size_t)argc, sizeof *pairs);
     if (!pairs)
@@ -552,11 +570,8 @@ int hk_config_add_args(hk_config_t *c, int argc, char *const *argv) {
         const char *a = argv[i];
         if (!a)
             continue;
-        unsigned flag = reserved_flag(a);
-        if (flag) {
-            c->flags |= flag; /* handled before configuration, even if a later argument is bad */
-            continue;
-        }
+        if (reserved_flag(a))
+            continue; /* handled by the host before configuration */
         const char *body;
         bool is_switch = false;
         if (a[0] == '-' && a[1] == '-') {
@@ -657,7 +672,7 @@ int hk_config_get_double(hk_config_t *c, const char *key, double def, double min
         return bad_value(c, key, e, -EINVAL, "is not a number");
     if (v < min || v > max) {
         char what[96];
-        snprintf(what, sizeof what, "is out of range [%g, %g]", min, max);
+        snprintf(what, sizeof what, "is out of range [%.15g, %.15g]", min, max);
         return bad_value(c, key, e, -ERANGE, what);
     }
     *ret = v;

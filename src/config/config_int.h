@@ -49,6 +49,14 @@ void hk__config_set_reload_hook(hk_config_t *config, void (*hook)(void *data), v
 int hk__config_add_json_file(hk_config_t *config, const char *path, const char *name, bool optional,
                              bool reload_on_change);
 
+/*
+ * A host setting (environment, contentRoot): only the command line,
+ * HOSTKIT_ variables, hk_config_set and hk_config_set_default count, as in
+ * .NET's host configuration, since they decide which files are read.
+ * NULL when none of them sets it (or sets it empty).
+ */
+const char *hk__config_get_host(hk_config_t *config, const char *key);
+
 /* Writes every key as "Key=value (source)", sorted, secrets as ***. */
 void hk__config_print(const hk_config_t *config, FILE *out);
 

@@ -105,8 +105,9 @@ hk_builder_t *hk_builder_new(int argc, char **argv) {
         b->args_malformed = true;
     else if (rc < 0)
         goto fail;
-    b->environment = hk__strdup(hk_config_get_string(b->config, "environment", "Production"));
-    b->content_root = resolve_content_root(hk_config_get_string(b->config, "contentRoot", NULL));
+    const char *env = hk__config_get_host(b->config, "environment");
+    b->environment = hk__strdup(env ? env : "Production");
+    b->content_root = resolve_content_root(hk__config_get_host(b->config, "contentRoot"));
     if (!b->environment || !b->content_root)
         goto fail;
     if (!b->args_malformed) {
@@ -430,8 +431,10 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
         b->exit_code = EXIT_FAILED;
         return -ENOMEM;
     }
-    const char *environment = hk_config_get_string(b->config, "environment", "Production");
-    const char *content_root = hk_config_get_string(b->config, "contentRoot", NULL);
+    const char *environment = hk__config_get_host(b->config, "environment");
+    const char *content_root = hk__config_get_host(b->config, "contentRoot");
+    if (!environment)
+        environment = "Production";
 
     /* Every configuration error recorded (files, getters the program and the
      * host settings ran), after every problem binding the program's options. */
@@ -626,12 +629,15 @@ static void *task_main(void *arg) {
     hk_service_t *svc = t->svc;
     hk_host_t *h = svc->host;
     int rc;
+    hk__service_clear_error(svc, t->kind == TASK_EXECUTE);
+    hk__service_enter_exec(t->kind == TASK_EXECUTE ? svc : NULL);
     switch (t->kind) {
     case TASK_EXECUTE: rc = svc->def.execute(svc, svc->stopping); break;
     case TASK_START: rc = svc->def.start(svc, h->start_token); break;
     default: rc = svc->def.stop(svc, h->stop_token); break;
     }
     t->rc = rc;
+    t->done_ns = hk__now_ns();
     atomic_store_explicit(&t->done, true, memory_order_release);
     hk__host_wake(h);
     hk__host_unref(h);
@@ -693,7 +699,7 @@ static void report_exec(hk_host_t *h, hk_service_t *svc, int rc) {
             hk_log(h->lg_host, HK_LOG_INFO, "Background service %s completed", svc->name);
         return;
     }
-    hk__service_describe(svc, rc, why, sizeof why);
+    hk__service_describe(svc, true, rc, why, sizeof why);
     if (h->bg_behavior == BG_IGNORE) {
         hk_log(h->lg_host, HK_LOG_ERROR,
                "Background service %s failed: %s; the host keeps running "
@@ -765,7 +771,7 @@ static bool start_failed(hk_host_t *h, hk_service_t *svc, int rc) {
     if (rc == -ECANCELED && stop_requested(h))
         return start_abort_requested(h);
     hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: %s", svc->name,
-           hk__service_describe(svc, rc, why, sizeof why));
+           hk__service_describe(svc, false, rc, why, sizeof why));
     h->exit_code = EXIT_FAILED;
     return true;
 }
@@ -778,6 +784,7 @@ static bool start_sequential(hk_host_t *h) {
             return false;
         hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
         if (svc->def.start) {
+            hk__service_clear_error(svc, false);
             int rc = svc->def.start(svc, h->start_token);
             if (atomic_load(&h->startup_timed_out)) {
                 svc->started = rc == 0; /* so that the rollback stops it */
@@ -789,9 +796,9 @@ static bool start_sequential(hk_host_t *h) {
                 return false;
             }
         }
+        svc->started = true; /* its start succeeded: a rollback must stop it */
         if (!launch_exec(h, svc))
             return false;
-        svc->started = true;
         hk_log(h->lg_host, HK_LOG_DEBUG, "Started service %s", svc->name);
     }
     return true;
@@ -844,9 +851,20 @@ static bool start_concurrent(hk_host_t *h) {
     }
     wait_phase_tasks(h, &h->startup_timed_out);
     if (atomic_load(&h->startup_timed_out)) {
-        char names[1024];
-        running_names(h, false, names, sizeof names);
-        log_start_timeout(h, "; still starting:", names[0] ? names : "(none)");
+        /* Those whose start had not returned by the deadline, even if they
+         * returned once their token was cancelled. */
+        char names[1024] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < h->nsvcs && off + 1 < sizeof names; i++) {
+            task_t *t = &h->svcs[i]->phase;
+            if (t->launched && (!atomic_load(&t->done) || t->done_ns >= h->startup_deadline_ns)) {
+                int n = snprintf(names + off, sizeof names - off, "%s%s", off ? ", " : "",
+                                 h->svcs[i]->name);
+                if (n > 0)
+                    off += (size_t)n;
+            }
+        }
+        log_start_timeout(h, "while starting", names[0] ? names : "(none)");
         ok = false;
     }
     for (size_t i = 0; i < h->nsvcs; i++) {
@@ -862,17 +880,19 @@ static bool start_concurrent(hk_host_t *h) {
         return false;
     for (size_t i = 0; i < h->nsvcs; i++) {
         hk_service_t *svc = h->svcs[i];
+        svc->started = true; /* its start succeeded: a rollback must stop it */
         if (!launch_exec(h, svc))
             return false;
-        svc->started = true;
         hk_log(h->lg_host, HK_LOG_DEBUG, "Started service %s", svc->name);
     }
     return true;
 }
 
 static bool start_services(hk_host_t *h) {
-    if (h->startup_timeout_s > 0)
+    if (h->startup_timeout_s > 0) {
+        h->startup_deadline_ns = hk__now_ns() + (uint64_t)(h->startup_timeout_s * 1e9);
         hk__control_set_deadline(h, DEADLINE_STARTUP, h->startup_timeout_s);
+    }
     bool ok = h->start_concurrently ? start_concurrent(h) : start_sequential(h);
     if (ok) {
         pump(h);
@@ -892,7 +912,7 @@ static void stop_failed(hk_host_t *h, hk_service_t *svc, int rc) {
     if (rc == -ECANCELED && atomic_load(&h->shutdown_timed_out))
         return; /* reported with the timeout */
     hk_log(h->lg_host, HK_LOG_ERROR, "Service %s failed to stop: %s", svc->name,
-           hk__service_describe(svc, rc, why, sizeof why));
+           hk__service_describe(svc, false, rc, why, sizeof why));
     h->exit_code = EXIT_FAILED;
 }
 
@@ -904,6 +924,7 @@ static void stop_sequential(hk_host_t *h, char *late, size_t late_len) {
             continue;
         bool was_late = atomic_load(&h->shutdown_timed_out);
         hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
+        hk__service_clear_error(svc, false);
         int rc = svc->def.stop(svc, h->stop_token);
         if (rc < 0)
             stop_failed(h, svc, rc);
@@ -912,7 +933,7 @@ static void stop_sequential(hk_host_t *h, char *late, size_t late_len) {
             if (n > 0)
                 off += (size_t)n;
         }
-        if (!svc->def.execute)
+        if (!svc->def.execute && rc >= 0)
             hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
         pump(h);
     }

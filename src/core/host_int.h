@@ -23,8 +23,9 @@ typedef struct task {
     pthread_t thread;
     bool launched; /* pthread_create succeeded */
     bool joined;
-    atomic_bool done; /* release-stored after rc */
+    atomic_bool done; /* release-stored after rc and done_ns */
     int rc;
+    uint64_t done_ns; /* when the callback returned */
 } task_t;
 
 struct hk_service_s {
@@ -36,7 +37,9 @@ struct hk_service_s {
     task_t phase;
     bool started;   /* start succeeded and its thread (if any) launched */
     bool destroyed; /* destroy hook ran */
-    char *error;    /* from hk_service_fail; read after the callback returned */
+    pthread_mutex_t error_mu; /* execute and stop may fail on two threads at once */
+    char *error;      /* from hk_service_fail in start/stop; cleared before each call */
+    char *exec_error; /* ... in execute (its own thread) */
 };
 
 /* A hk_host_on_config_change registration. */
@@ -93,6 +96,7 @@ struct hk_host_s {
 
     /* settings */
     double shutdown_timeout_s, startup_timeout_s;
+    uint64_t startup_deadline_ns;
     bool start_concurrently, stop_concurrently, suppress_status, handle_signals;
     int bg_behavior; /* 0 StopHost, 1 Ignore */
     char *environment, *content_root;
@@ -110,8 +114,11 @@ struct hk_host_s {
 hk_service_t *hk__service_new(const hk_service_def_t *def);
 void hk__service_free(hk_service_t *svc);
 void hk__service_destroy_data(hk_service_t *svc);
+void hk__service_clear_error(hk_service_t *svc, bool exec);
+/* Marks this thread as svc's execute thread (for hk_service_fail). */
+void hk__service_enter_exec(const hk_service_t *svc);
 /* "message: strerror" for a failed callback (owned by svc until the next call). */
-const char *hk__service_describe(hk_service_t *svc, int rc, char *buf, size_t len);
+const char *hk__service_describe(hk_service_t *svc, bool exec, int rc, char *buf, size_t len);
 
 /* control.c: the control thread owns signals, hk_host_stop delivery and deadlines. */
 int hk__control_start(hk_host_t *host);

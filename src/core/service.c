@@ -20,6 +20,7 @@ hk_service_t *hk__service_new(const hk_service_def_t *def) {
     }
     svc->def = *def;
     svc->def.name = svc->name;
+    pthread_mutex_init(&svc->error_mu, NULL);
     svc->exec.svc = svc->phase.svc = svc;
     svc->exec.kind = TASK_EXECUTE;
     atomic_init(&svc->exec.done, false);
@@ -45,16 +46,39 @@ void hk__service_free(hk_service_t *svc) {
         return;
     hk_token_free(svc->stopping);
     hk__free(svc->error);
+    hk__free(svc->exec_error);
+    pthread_mutex_destroy(&svc->error_mu);
     hk__free(svc->name);
     hk__free(svc);
 }
 
-const char *hk__service_describe(hk_service_t *svc, int rc, char *buf, size_t len) {
-    if (svc->error)
-        snprintf(buf, len, "%s (%s)", svc->error, hk_strerror(rc));
+/* execute runs on its own thread while stop may run on another: each has its slot. */
+static char **slot_for(hk_service_t *svc, bool exec) { return exec ? &svc->exec_error : &svc->error; }
+
+/* The service whose execute runs on this thread (set by the thread itself). */
+static _Thread_local const hk_service_t *tl_exec_svc;
+
+void hk__service_enter_exec(const hk_service_t *svc) { tl_exec_svc = svc; }
+
+static bool on_exec_thread(const hk_service_t *svc) { return tl_exec_svc == svc; }
+
+const char *hk__service_describe(hk_service_t *svc, bool exec, int rc, char *buf, size_t len) {
+    pthread_mutex_lock(&svc->error_mu);
+    const char *msg = *slot_for(svc, exec);
+    if (msg)
+        snprintf(buf, len, "%s (%s)", msg, hk_strerror(rc));
     else
         snprintf(buf, len, "%s", hk_strerror(rc));
+    pthread_mutex_unlock(&svc->error_mu);
     return buf;
+}
+
+void hk__service_clear_error(hk_service_t *svc, bool exec) {
+    pthread_mutex_lock(&svc->error_mu);
+    char **slot = slot_for(svc, exec);
+    hk__free(*slot);
+    *slot = NULL;
+    pthread_mutex_unlock(&svc->error_mu);
 }
 
 const char *hk_service_name(const hk_service_t *svc) { return svc ? svc->name : NULL; }
@@ -71,8 +95,11 @@ int hk_service_fail(hk_service_t *svc, int err, const char *fmt, ...) {
     char *msg = hk__vasprintf(fmt, ap);
     va_end(ap);
     if (msg) {
-        hk__free(svc->error);
-        svc->error = msg;
+        pthread_mutex_lock(&svc->error_mu);
+        char **slot = slot_for(svc, on_exec_thread(svc));
+        hk__free(*slot);
+        *slot = msg;
+        pthread_mutex_unlock(&svc->error_mu);
     }
     return err;
 }

@@ -1,6 +1,6 @@
 /*
  * Cancellation tokens (include/hostkit/token.h).
- * Depends on libc and pthreads only.
+ * Depends on libc, pthreads and src/common.
  *
  * Invariants:
  *  - `cancelled` goes false -> true once, under `mu`; readers outside the

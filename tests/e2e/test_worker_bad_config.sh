@@ -37,7 +37,7 @@ bad failstart-not-bool "${P}Worker:FailStart: \"maybe\" is not a boolean (true o
     -- "$WORKER" --Worker:FailStart=maybe
 bad timeout-not-number "${P}Host:ShutdownTimeoutSeconds: \"x\" is not a number (from command line)" \
     -- "$WORKER" --Host:ShutdownTimeoutSeconds=x
-bad timeout-negative "${P}Host:ShutdownTimeoutSeconds: \"-1\" is out of range [0, 1e+09] (from command line)" \
+bad timeout-negative "${P}Host:ShutdownTimeoutSeconds: \"-1\" is out of range [0, 1000000000] (from command line)" \
     -- "$WORKER" --Host:ShutdownTimeoutSeconds=-1
 bad timeout-nan "${P}Host:ShutdownTimeoutSeconds: \"nan\" is not a number (from command line)" \
     -- "$WORKER" --Host:ShutdownTimeoutSeconds=nan

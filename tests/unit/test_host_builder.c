@@ -103,7 +103,7 @@ static void every_bad_host_setting_is_listed(void **state) {
     build_fails_with(b, 78, NULL);
     const char *want[] = {
         "Host:ShutdownTimeoutSeconds: \"soon\" is not a number (from override)",
-        "Host:StartupTimeoutSeconds: \"-1\" is out of range [0, 1e+09] (from override)",
+        "Host:StartupTimeoutSeconds: \"-1\" is out of range [0, 1000000000] (from override)",
         "Host:ServicesStartConcurrently: \"yes\" is not a boolean (true or false) (from override)",
         "Host:BackgroundServiceExceptionBehavior: \"Sometimes\" is not one of StopHost, Ignore (from override)",
         "Logging:LogLevel:Default: \"Loud\" is not one of Trace, Debug, Information, Warning, Error, Critical, None (from override)",
@@ -144,6 +144,43 @@ static void command_line_reaches_the_configuration(void **state) {
     assert_false(hk_logger_enabled(hk_host_logger(h, "Any"), HK_LOG_INFO));
     assert_true(hk_logger_enabled(hk_host_logger(h, "Any"), HK_LOG_WARN));
     hk_host_free(h);
+}
+
+static void help_switch_wins_even_next_to_a_malformed_argument(void **state) {
+    (void)state;
+    char *argv[] = {"prog", "stray", "--help", NULL};
+    hk_builder_t *b = hk_builder_new(3, argv);
+    hk_log_set_sink(hk_builder_log(b), capture_sink, cap);
+    hk_host_t *h = NULL;
+    assert_int_equal(hk_builder_build(b, &h), -ECANCELED); /* usage went to stdout */
+    assert_null(h);
+    assert_int_equal(hk_builder_exit_code(b), 0);
+    assert_int_equal(capture_lines(cap), 0); /* nothing logged: not an error */
+    hk_builder_free(b);
+}
+
+static void environment_comes_only_from_host_sources(void **state) {
+    (void)state;
+    /* A plain ENVIRONMENT variable is application configuration, not the
+     * host's environment (as in .NET, where only DOTNET_ variables count). */
+    setenv("ENVIRONMENT", "Plain", 1);
+    setenv("HOSTKIT_CONTENTROOT", "/srv/from-hostkit-var", 1);
+    hk_builder_t *b = test_builder(cap);
+    hk_host_t *h = NULL;
+    assert_int_equal(hk_builder_build(b, &h), 0);
+    hk_builder_free(b);
+    assert_string_equal(hk_host_environment(h), "Production");
+    assert_string_equal(hk_host_content_root(h), "/srv/from-hostkit-var");
+    hk_host_free(h);
+    setenv("HOSTKIT_ENVIRONMENT", "Staging", 1);
+    b = test_builder(cap);
+    assert_int_equal(hk_builder_build(b, &h), 0);
+    hk_builder_free(b);
+    assert_string_equal(hk_host_environment(h), "Staging");
+    hk_host_free(h);
+    unsetenv("ENVIRONMENT");
+    unsetenv("HOSTKIT_CONTENTROOT");
+    unsetenv("HOSTKIT_ENVIRONMENT");
 }
 
 static void builder_functions_accept_null(void **state) {
@@ -218,6 +255,8 @@ int main(void) {
         T(every_bad_host_setting_is_listed),
         T(malformed_command_line_fails_the_build_with_exit_64),
         T(command_line_reaches_the_configuration),
+        T(help_switch_wins_even_next_to_a_malformed_argument),
+        T(environment_comes_only_from_host_sources),
         T(builder_functions_accept_null),
         T(builder_freed_without_build_releases_service_data_in_reverse),
         T(every_allocation_failure_is_survived_without_leaks),

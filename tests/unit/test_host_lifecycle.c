@@ -398,6 +398,8 @@ static void stop_failure_is_logged_and_exits_1(void **state) {
     b2.stop_rc = -EBUSY;
     assert_int_equal(run_until_started(b), 1);
     assert_logged("Service b failed to stop: Device or resource busy");
+    assert_not_logged("Stopped service b"); /* it did not stop cleanly */
+    assert_logged("Stopped service a");
     assert_true(rec_at("stop", "a") >= 0); /* the others still stop */
 }
 
@@ -584,6 +586,22 @@ static void concurrent_start_failure_stops_the_services_that_started(void **stat
     assert_before("stop", "ok2", "stop", "ok1");
 }
 
+static void concurrent_startup_timeout_names_only_the_slow_service(void **state) {
+    (void)state;
+    tsvc_t quick, slow;
+    hk_builder_t *b = test_builder(cap);
+    hk_config_t *c = hk_builder_config(b);
+    hk_config_set(c, "Host:ServicesStartConcurrently", "true");
+    hk_config_set(c, "Host:StartupTimeoutSeconds", "0.05");
+    add_hosted(b, tsvc(&quick, "quick"));
+    add_hosted(b, tsvc(&slow, "slow"));
+    slow.start_waits_token = true; /* returns promptly once cancelled, but only then */
+    assert_int_equal(run_until_started(b), 1);
+    assert_logged("crit: hostkit.host[0] Start-up timed out after 0.05s while starting slow\n");
+    assert_true(rec_at("stop", "quick") >= 0); /* started: rolled back */
+    assert_int_equal(rec_at("stop", "slow"), -1);
+}
+
 static void services_stop_concurrently_when_configured(void **state) {
     (void)state;
     tsvc_t a, b2;
@@ -717,6 +735,7 @@ int main(void) {
         T(cancelled_background_service_may_return_ecanceled),
         T(services_start_concurrently_when_configured),
         T(concurrent_start_failure_stops_the_services_that_started),
+        T(concurrent_startup_timeout_names_only_the_slow_service),
         T(services_stop_concurrently_when_configured),
         T(loop_services_run_timers_on_the_host_thread),
         T(handles_left_open_are_closed_with_a_warning),
