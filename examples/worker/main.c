@@ -4,11 +4,16 @@
  * Worker:Count background services "worker-N" log every Worker:IntervalMs
  * (re-read on every loop, so a reload changes it live) and sleep on their
  * cancellation token; a hosted service "audit" logs on start and stop.
+ * Services come from the registry: a singleton "Stats" counts the runs of
+ * every worker, and each run creates a scope and resolves a scoped
+ * "RunContext" (the .NET pattern for scoped work in background services);
+ * "audit" gets Stats as its instance and reports the total when it stops.
  * Knobs to see failure behaviour: Worker:FailAfterMs (worker-1 fails),
  * Worker:HangOnStopMs (worker-1 ignores cancellation that long),
  * Worker:FailStart=true (audit fails to start). Depends on libhostkit only.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -40,12 +45,54 @@ typedef struct worker {
     int id;
     hk_options_t *opts;
     hk_logger_t *log;
+    hk_handle_t run_context; /* resolved once, O(1) per run */
 } worker_t;
 
 typedef struct audit {
     hk_options_t *opts;
     hk_logger_t *log;
 } audit_t;
+
+/* Singleton "Stats": shared by every worker. */
+typedef struct stats {
+    atomic_long runs;
+} stats_t;
+
+/* Scoped "RunContext": one per run, disposed with the run's scope. */
+typedef struct run_context {
+    stats_t *stats;
+    long number;
+} run_context_t;
+
+static int stats_create(hk_scope_t *scope, void *data, void **ret) {
+    (void)scope;
+    (void)data;
+    stats_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    *ret = s;
+    return 0;
+}
+
+static void instance_free(void *instance, void *data) {
+    (void)data;
+    free(instance);
+}
+
+static int run_context_create(hk_scope_t *scope, void *data, void **ret) {
+    (void)data;
+    stats_t *stats = NULL;
+    int rc = hk_scope_get(scope, "Stats", (void **)&stats);
+    if (rc < 0)
+        return rc;
+    run_context_t *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return -ENOMEM;
+    ctx->stats = stats;
+    ctx->number = atomic_fetch_add(&stats->runs, 1) + 1;
+    *ret = ctx;
+    return 0;
+}
 
 static uint64_t now_ms(void) {
     struct timespec ts;
@@ -76,7 +123,20 @@ static int worker_execute(hk_service_t *svc, hk_token_t *stopping) {
         int64_t fail_after = w->id == 1 ? o->fail_after_ms : -1;
         hk_options_release(w->opts, o);
 
+        /* One unit of work: a scope, the scoped objects it needs, then dispose. */
+        hk_scope_t *scope = NULL;
+        run_context_t *ctx = NULL;
+        int rc = hk_scope_new(hk_host_services(hk_service_host(svc)), &scope);
+        if (rc == 0)
+            rc = hk_scope_get_handle(scope, w->run_context, (void **)&ctx);
+        if (rc < 0) {
+            hk_scope_free(scope);
+            return hk_service_fail(svc, rc, "%s", hk_services_last_error());
+        }
         hk_info(w->log, "Worker %d running at %s", w->id, timestamp(ts, sizeof ts));
+        hk_debug(w->log, "Worker %d finished run %ld", w->id, ctx->number);
+        hk_scope_free(scope);
+
         if (fail_after >= 0) {
             uint64_t elapsed = now_ms() - begin;
             if (elapsed >= (uint64_t)fail_after)
@@ -122,18 +182,26 @@ static void on_worker_section_changed(hk_host_t *host, const char *section, void
 static int audit_stop(hk_service_t *svc, hk_token_t *token) {
     (void)token;
     audit_t *a = hk_service_data(svc);
+    stats_t *stats = hk_service_instance(svc);
+    hk_info(a->log, "Audit counted %ld worker runs", (long)atomic_load(&stats->runs));
     hk_info(a->log, "Audit stopped");
     return 0;
 }
 
 /* Registers the services once the options are bound (their count is configuration). */
 static int add_services(hk_builder_t *b, hk_options_t *opts, int64_t count) {
+    hk_services_t *services = hk_builder_services(b);
+    static const char *const run_context_deps[] = {"Stats", NULL};
+    hk_services_add_singleton(services, "Stats", stats_create, instance_free, NULL, NULL);
+    hk_services_add_scoped(services, "RunContext", run_context_create, instance_free, NULL,
+                           run_context_deps);
+    hk_handle_t run_context = hk_services_handle(services, "RunContext");
     hk_logger_t *log = hk_builder_logger(b, "Worker");
     for (int i = 1; i <= count; i++) {
         worker_t *w = calloc(1, sizeof *w);
         if (!w)
             return -ENOMEM;
-        *w = (worker_t){i, opts, log};
+        *w = (worker_t){i, opts, log, run_context};
         char name[32];
         snprintf(name, sizeof name, "worker-%d", i);
         if (hk_builder_add_background(b, name, worker_execute, w, free) < 0)
@@ -143,7 +211,9 @@ static int add_services(hk_builder_t *b, hk_options_t *opts, int64_t count) {
     if (!a)
         return -ENOMEM;
     *a = (audit_t){opts, hk_builder_logger(b, "Audit")};
-    if (hk_builder_add_hosted(b, "audit", audit_start, audit_stop, a, free) < 0)
+    hk_service_def_t audit = {.name = "audit", .start = audit_start, .stop = audit_stop,
+                              .destroy = free, .data = a, .instance = "Stats"};
+    if (hk_builder_add_service(b, &audit) < 0)
         free(a);
     return 0;
 }

@@ -57,6 +57,7 @@
 #include "config.h"
 #include "log.h"
 #include "options.h"
+#include "services.h"
 #include "token.h"
 
 #ifdef __cplusplus
@@ -88,6 +89,13 @@ typedef struct hk_service_def {
     hk_destroy_cb destroy; /* called with data at the end of run (or by hk_host_free /
                               hk_builder_free when the host never ran) */
     void *data;
+    /*
+     * Optional: a key in the host's service registry (hk_builder_services).
+     * The host resolves it from the root scope (with its dependencies) just
+     * before the service starts; read it with hk_service_instance(). It
+     * must be a singleton or transient registration (checked at build).
+     */
+    const char *instance;
 } hk_service_def_t;
 
 /* ---- builder ------------------------------------------------------------ */
@@ -111,6 +119,16 @@ HK_EXTERN void hk_builder_free(hk_builder_t *builder);
 /* The builder's configuration store and log; they move into the host at build. */
 HK_EXTERN hk_config_t *hk_builder_config(hk_builder_t *builder);
 HK_EXTERN hk_log_t *hk_builder_log(hk_builder_t *builder);
+/*
+ * The service registry (hostkit/services.h) shared by the program's
+ * services: register singletons, scoped and transient services here. The
+ * build validates it (missing dependencies, captive dependencies, cycles:
+ * exit 78 listing every problem); the host frees it, destroying singletons
+ * in reverse creation order, after every service stopped.
+ */
+HK_EXTERN hk_services_t *hk_builder_services(hk_builder_t *builder);
+HK_EXTERN hk_services_t *hk_host_services(hk_host_t *host);
+
 /* Shorthand for hk_log_get(hk_builder_log(builder), category). */
 HK_EXTERN hk_logger_t *hk_builder_logger(hk_builder_t *builder, const char *category);
 
@@ -259,6 +277,8 @@ HK_EXTERN const char *hk_host_content_root(const hk_host_t *host);
 HK_EXTERN const char *hk_service_name(const hk_service_t *svc);
 HK_EXTERN void *hk_service_data(const hk_service_t *svc);
 HK_EXTERN hk_host_t *hk_service_host(const hk_service_t *svc);
+/* The instance resolved for def.instance (NULL without one, or before start). */
+HK_EXTERN void *hk_service_instance(const hk_service_t *svc);
 
 /*
  * Records why the service failed (printf-style; the host logs it with the

@@ -33,6 +33,7 @@
 #include "config/config_int.h"
 #include "config/options_int.h"
 #include "core/host_int.h"
+#include "di/services_int.h"
 #include "log/log.h"
 
 extern char **environ;
@@ -51,6 +52,7 @@ struct hk_builder_s {
     char *environment, *content_root;
     hk_options_t **opts;
     size_t nopts;
+    hk_services_t *services;
     hk_service_t **svcs;
     size_t nsvcs, cap;
     char **errors; /* registration errors */
@@ -95,7 +97,8 @@ hk_builder_t *hk_builder_new(int argc, char **argv) {
     const char *prog = argc > 0 && argv && argv[0] ? argv[0] : "app";
     const char *slash = strrchr(prog, '/');
     b->prog = hk__strdup(slash ? slash + 1 : prog);
-    if (!b->prog || hk_config_new(&b->config) < 0 || hk__log_new(&b->log) < 0)
+    if (!b->prog || hk_config_new(&b->config) < 0 || hk__log_new(&b->log) < 0 ||
+        hk_services_new(&b->services) < 0)
         goto fail;
     /* Host configuration first (environment, command line): it decides which files to read. */
     if (hk_config_add_env(b->config, environ) < 0)
@@ -179,6 +182,7 @@ void hk_builder_free(hk_builder_t *b) {
         return;
     free_services(b->svcs, b->nsvcs);
     hk__free(b->svcs);
+    hk_services_free(b->services);
     for (size_t i = 0; i < b->nerrors; i++)
         hk__free(b->errors[i]);
     hk__free(b->errors);
@@ -196,6 +200,7 @@ void hk_builder_free(hk_builder_t *b) {
 }
 
 hk_config_t *hk_builder_config(hk_builder_t *b) { return b ? b->config : NULL; }
+hk_services_t *hk_builder_services(hk_builder_t *b) { return b ? b->services : NULL; }
 hk_log_t *hk_builder_log(hk_builder_t *b) { return b ? b->log : NULL; }
 hk_logger_t *hk_builder_logger(hk_builder_t *b, const char *category) {
     return b ? hk_log_get(b->log, category) : NULL;
@@ -339,6 +344,22 @@ static void errlist_free(errlist_t *el) {
     hk__free(el->msgs);
 }
 
+static void check_instance(hk_services_t *services, const hk_service_t *svc, errlist_t *errs) {
+    if (!svc->instance_key)
+        return;
+    char msg[320];
+    hk_handle_t h = hk_services_handle(services, svc->instance_key);
+    if (h == HK_HANDLE_NONE)
+        snprintf(msg, sizeof msg, "No service registered for \"%s\" (required by hosted service \"%s\")",
+                 svc->instance_key, svc->name);
+    else if (hk__services_lifetime(services, h) == HK_LIFETIME_SCOPED)
+        snprintf(msg, sizeof msg, "Cannot consume scoped service \"%s\" from hosted service \"%s\"",
+                 svc->instance_key, svc->name);
+    else
+        return;
+    errlist_add(errs, msg);
+}
+
 static void log_unknown(void *data, const char *msg) { hk_log((hk_logger_t *)data, HK_LOG_WARN, "%s", msg); }
 
 static void print_line(void *data, const char *line) { fprintf((FILE *)data, "%s\n", line); }
@@ -422,6 +443,16 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
         }
         hk__options_check_unknown(b->opts[i], b->config, log_unknown, lg);
     }
+
+    /* The service registry and the services that take their instance from it. */
+    int nbad = hk_services_validate(b->services, errlist_add, &errs);
+    if (nbad == -ENOMEM) {
+        errlist_free(&errs);
+        b->exit_code = EXIT_FAILED;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < b->nsvcs; i++)
+        check_instance(b->services, b->svcs[i], &errs);
 
     settings_t s;
     read_settings(b->config, &s);
@@ -513,6 +544,8 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     h->nopts = b->nopts;
     b->opts = NULL;
     b->nopts = 0;
+    h->services = b->services;
+    b->services = NULL;
     b->config = NULL;
     b->log = NULL;
     b->svcs = NULL;
@@ -557,6 +590,7 @@ hk_token_t *hk_host_started(hk_host_t *h) { return h ? h->started : NULL; }
 hk_token_t *hk_host_stopping(hk_host_t *h) { return h ? h->stopping : NULL; }
 hk_token_t *hk_host_stopped(hk_host_t *h) { return h ? h->stopped : NULL; }
 hk_config_t *hk_host_config(hk_host_t *h) { return h ? h->config : NULL; }
+hk_services_t *hk_host_services(hk_host_t *h) { return h ? h->services : NULL; }
 hk_log_t *hk_host_log(hk_host_t *h) { return h ? h->log : NULL; }
 hk_logger_t *hk_host_logger(hk_host_t *h, const char *category) {
     return h ? hk_log_get(h->log, category) : NULL;
@@ -570,6 +604,8 @@ static void host_free_core(hk_host_t *h) {
      * shutdown timeout can be released now (others were released in run). */
     for (size_t i = h->nsvcs; i-- > 0;)
         hk__service_destroy_data(h->svcs[i]);
+    /* Singletons outlive every service (which may have used them). */
+    hk_services_free(h->services);
     for (size_t i = 0; i < h->nsvcs; i++)
         hk__service_free(h->svcs[i]);
     hk__free(h->svcs);
@@ -776,6 +812,21 @@ static bool start_failed(hk_host_t *h, hk_service_t *svc, int rc) {
     return true;
 }
 
+/* Resolves def.instance from the registry's root scope. Logs and fails start-up on error. */
+static bool resolve_instance(hk_host_t *h, hk_service_t *svc) {
+    if (!svc->instance_key || svc->resolved)
+        return true;
+    int rc = hk_scope_get(hk_services_root(h->services), svc->instance_key, &svc->instance);
+    if (rc < 0) {
+        hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: %s", svc->name,
+               hk_services_last_error());
+        h->exit_code = EXIT_FAILED;
+        return false;
+    }
+    svc->resolved = true;
+    return true;
+}
+
 static bool start_sequential(hk_host_t *h) {
     for (size_t i = 0; i < h->nsvcs; i++) {
         hk_service_t *svc = h->svcs[i];
@@ -783,6 +834,8 @@ static bool start_sequential(hk_host_t *h) {
         if (start_abort_requested(h))
             return false;
         hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
+        if (!resolve_instance(h, svc))
+            return false;
         if (svc->def.start) {
             hk__service_clear_error(svc, false);
             int rc = svc->def.start(svc, h->start_token);
@@ -835,6 +888,9 @@ static bool start_concurrent(hk_host_t *h) {
     pump(h);
     if (start_abort_requested(h))
         return false;
+    for (size_t i = 0; i < h->nsvcs; i++) /* on the host thread, before any start */
+        if (!resolve_instance(h, h->svcs[i]))
+            return false;
     bool ok = true;
     for (size_t i = 0; i < h->nsvcs; i++) {
         hk_service_t *svc = h->svcs[i];

@@ -38,6 +38,9 @@ struct hk_service_s {
     bool started;   /* start succeeded and its thread (if any) launched */
     bool destroyed; /* destroy hook ran */
     pthread_mutex_t error_mu; /* execute and stop may fail on two threads at once */
+    char *instance_key; /* def.instance, copied */
+    void *instance;     /* resolved from the registry before start */
+    bool resolved;
     char *error;      /* from hk_service_fail in start/stop; cleared before each call */
     char *exec_error; /* ... in execute (its own thread) */
 };
@@ -78,6 +81,7 @@ struct hk_host_s {
     size_t nsvcs;
     hk_options_t **opts;
     size_t nopts;
+    hk_services_t *services;
 
     /* configuration reload (src/core/reload.c) */
     struct hk__config_watcher *watchers; /* on_config_change registrations */

@@ -20,12 +20,19 @@ hk_service_t *hk__service_new(const hk_service_def_t *def) {
     }
     svc->def = *def;
     svc->def.name = svc->name;
+    if (def->instance && !(svc->instance_key = hk__strdup(def->instance))) {
+        hk__free(svc->name);
+        hk__free(svc);
+        return NULL;
+    }
+    svc->def.instance = svc->instance_key;
     pthread_mutex_init(&svc->error_mu, NULL);
     svc->exec.svc = svc->phase.svc = svc;
     svc->exec.kind = TASK_EXECUTE;
     atomic_init(&svc->exec.done, false);
     atomic_init(&svc->phase.done, false);
     if (def->execute && hk_token_new(&svc->stopping) < 0) {
+        hk__free(svc->instance_key);
         hk__free(svc->name);
         hk__free(svc);
         return NULL;
@@ -47,6 +54,7 @@ void hk__service_free(hk_service_t *svc) {
     hk_token_free(svc->stopping);
     hk__free(svc->error);
     hk__free(svc->exec_error);
+    hk__free(svc->instance_key);
     pthread_mutex_destroy(&svc->error_mu);
     hk__free(svc->name);
     hk__free(svc);
@@ -84,6 +92,7 @@ void hk__service_clear_error(hk_service_t *svc, bool exec) {
 const char *hk_service_name(const hk_service_t *svc) { return svc ? svc->name : NULL; }
 void *hk_service_data(const hk_service_t *svc) { return svc ? svc->def.data : NULL; }
 hk_host_t *hk_service_host(const hk_service_t *svc) { return svc ? svc->host : NULL; }
+void *hk_service_instance(const hk_service_t *svc) { return svc ? svc->instance : NULL; }
 
 int hk_service_fail(hk_service_t *svc, int err, const char *fmt, ...) {
     if (err >= 0)

@@ -17,7 +17,9 @@
  *  1. Registrations are only added before the registry is frozen (first
  *     validation, hk_services_root or hk_scope_new); after that `regs`,
  *     `nregs` and `ktab` never change, so readers need no lock.
- *  2. Singleton state machine, per registration, transitions under `sing_mu`:
+ *  2. Singleton state machine, per registration, transitions under `sing_mu`
+ *     (one mutex and condition variable for the registry: creation is rare,
+ *     and cross-thread cycle detection needs every creator's state at once):
  *
  *       NONE --get_singleton: claim--> CREATING --factory ok--> CREATED
  *         ^                               |
@@ -35,10 +37,16 @@
  *     in reverse order (scoped slots cleared). The root scope is shared, so
  *     there entries are tagged with the creating thread, never move, and are
  *     tombstoned (`dead`) instead of removed; singletons are never rolled
- *     back once their own factory succeeded.
+ *     back once their own factory succeeded, and what that factory created
+ *     in the root scope is untagged (adopted) so it stays with them.
  *  4. Each thread keeps a chain of `frame`s, one per factory running on it
  *     (tl_frame); it detects run-time cycles of scoped and transient services
  *     and carries the failure message outwards ("creating "Db": ...").
+ *
+ * Validation builds the dependency graph once per call (an edge to every
+ * registration of a dep key) and reports missing keys, captive scoped
+ * services (a walk from each singleton through transients) and every
+ * elementary cycle (Johnson's algorithm, capped at CYCLES_MAX).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -49,6 +57,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "di/services_int.h"
 #include "hostkit/services.h"
 
 #define KEY_MAX 127
@@ -447,6 +456,10 @@ int hk_services_add_transient(hk_services_t *s, const char *key, hk_factory_cb f
     return add_lt(s, HK_LIFETIME_TRANSIENT, key, factory, free_cb, data, deps);
 }
 
+int hk__services_lifetime(const hk_services_t *s, hk_handle_t h) {
+    return s && h != HK_HANDLE_NONE && h <= s->nregs ? (int)s->regs[h - 1].lifetime : -1;
+}
+
 hk_handle_t hk_services_handle(const hk_services_t *s, const char *key) {
     if (!s || !key)
         return HK_HANDLE_NONE;
@@ -534,7 +547,7 @@ static int check_missing(struct vctx *v) {
     return 0;
 }
 
-/* Calls fn(g, from, to) for every edge; counts them when g->adj is NULL. */
+/* Adds every edge to g, or only counts the degrees while g->adj is NULL. */
 static void graph_fill(const hk_services_t *s, struct graph *g) {
     for (uint32_t i = 0; i < s->nregs; i++) {
         const struct reg *r = &s->regs[i];
