@@ -1,15 +1,17 @@
 # hostkit - developer entry points. CMake + Ninja do the work; this file only
 # wires the set-up contract: make, make demo, make test, make test-asan,
-# make test-tsan, make install PREFIX=..., make clean.
+# make test-tsan, make install PREFIX=..., make clean; also make fuzz
+# (libFuzzer, clang), make bench-config and make bench-services (not tests).
 BUILD      ?= build
 PREFIX     ?= /usr/local
 BUILD_TYPE ?= RelWithDebInfo
 CTEST_ARGS ?= --output-on-failure
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
 
 CMAKE_GEN = cmake -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-.PHONY: all build deps demo test test-asan test-tsan install clean
+.PHONY: all build deps demo test test-asan test-tsan fuzz bench-config bench-services install clean
 
 all: build
 
@@ -47,8 +49,31 @@ test-tsan: deps build-tsan/build.ninja
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  ctest $(CTEST_ARGS) -j $(JOBS) -E valgrind
 
+# libFuzzer targets (tests/fuzz): clang, everything built with ASan+UBSan and
+# coverage; the three run in parallel for FUZZ_SECONDS each on build-fuzz/corpus.
+build-fuzz/build.ninja: | deps
+	CC=clang $(CMAKE_GEN) -S . -B build-fuzz -DHK_FUZZ=ON -DHK_BUILD_TESTS=OFF
+
+fuzz: deps build-fuzz/build.ninja
+	cmake --build build-fuzz -j $(JOBS) --target fuzzers
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+# Configuration benchmark (bench/config): a Release build at -O2, run once.
+build-bench/build.ninja: | deps
+	$(CMAKE_GEN) -S . -B build-bench -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" -DHK_BUILD_BENCH=ON -DHK_BUILD_TESTS=OFF
+
+bench-config: deps build-bench/build.ninja
+	cmake --build build-bench -j $(JOBS) --target bench_config
+	build-bench/bin/bench_config
+
+# Service registry benchmark (bench/services): same Release build, run once.
+bench-services: deps build-bench/build.ninja
+	cmake --build build-bench -j $(JOBS) --target bench_services
+	build-bench/bin/bench_services
+
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz build-bench
