@@ -10,6 +10,7 @@
 #include "host.h"
 #include "log.h"
 #include "services.h"
+#include "systemd.h"
 #include "token.h"
 
 #endif /* HOSTKIT_HOSTKIT_H */

@@ -109,16 +109,42 @@ static void on_signal_msg(hk_host_t *host, int sig) {
     hk__host_request_stop(host);
 }
 
+/*
+ * EXTEND_TIMEOUT_USEC (Systemd:ExtendTimeoutSeconds): while a start or stop
+ * phase runs, every half period, as long as it made progress within the
+ * last period. Returns the poll timeout (ms) until the next tick, or -1.
+ */
+static int extend_tick(hk_host_t *host, uint64_t *next_ns) {
+    if (host->extend_s <= 0 || host->notify.fd < 0 || atomic_load(&host->notify_phase) == 0) {
+        *next_ns = 0;
+        return -1;
+    }
+    uint64_t now = hk__now_ns(), period = (uint64_t)(host->extend_s * 1e9);
+    if (*next_ns == 0)
+        *next_ns = now + period / 2;
+    if (now >= *next_ns) {
+        if (now - atomic_load(&host->progress_ns) <= period) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)(period / 1000u));
+            (void)hk__notify_send(&host->notify, msg);
+        }
+        *next_ns = now + period / 2;
+    }
+    uint64_t ms = (*next_ns - now + 999999u) / 1000000u;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
 static void *control_main(void *arg) {
     hk_host_t *host = arg;
     hk__control_t *ctl = &host->ctl;
+    uint64_t next_extend = 0;
     for (;;) {
         pthread_mutex_lock(&ctl->mu);
         deadline_kind_t kind = ctl->deadline_kind;
         uint64_t deadline = ctl->deadline_ns;
         pthread_mutex_unlock(&ctl->mu);
 
-        int timeout = -1;
+        int timeout = extend_tick(host, &next_extend);
         if (kind != DEADLINE_NONE) {
             uint64_t now = hk__now_ns();
             if (now >= deadline) {
@@ -133,7 +159,8 @@ static void *control_main(void *arg) {
                 continue;
             }
             uint64_t ms = (deadline - now + 999999u) / 1000000u;
-            timeout = ms > 60000 ? 60000 : (int)ms;
+            int t = ms > 60000 ? 60000 : (int)ms;
+            timeout = timeout < 0 || t < timeout ? t : timeout;
         }
         struct pollfd pfd = {.fd = ctl->rfd, .events = POLLIN};
         int n = poll(&pfd, 1, timeout);

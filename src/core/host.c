@@ -53,6 +53,7 @@ struct hk_builder_s {
     hk_options_t **opts;
     size_t nopts;
     hk_services_t *services;
+    hk__listen_t listen; /* socket activation, read once at creation */
     hk_service_t **svcs;
     size_t nsvcs, cap;
     char **errors; /* registration errors */
@@ -107,6 +108,8 @@ hk_builder_t *hk_builder_new(int argc, char **argv) {
     if (rc == -EINVAL)
         b->args_malformed = true;
     else if (rc < 0)
+        goto fail;
+    if (hk__listen_read(&b->listen) < 0)
         goto fail;
     const char *env = hk__config_get_host(b->config, "environment");
     b->environment = hk__strdup(env ? env : "Production");
@@ -183,6 +186,7 @@ void hk_builder_free(hk_builder_t *b) {
     free_services(b->svcs, b->nsvcs);
     hk__free(b->svcs);
     hk_services_free(b->services);
+    hk__listen_free(&b->listen);
     for (size_t i = 0; i < b->nerrors; i++)
         hk__free(b->errors[i]);
     hk__free(b->errors);
@@ -297,6 +301,7 @@ typedef struct settings {
     bool start_concurrently, stop_concurrently, suppress_status, handle_signals;
     int bg_behavior;
     int64_t debounce_ms;
+    double extend_s;
 } settings_t;
 
 static void read_settings(hk_config_t *c, settings_t *s) {
@@ -309,6 +314,7 @@ static void read_settings(hk_config_t *c, settings_t *s) {
     (void)hk_config_get_enum(c, "Host:BackgroundServiceExceptionBehavior", bg_behaviors,
                              HK_ARRAY_SIZE(bg_behaviors), BG_STOP_HOST, &s->bg_behavior);
     (void)hk_config_get_int(c, "Host:ConfigReloadDebounceMs", 250, 0, 60000, &s->debounce_ms);
+    (void)hk_config_get_double(c, "Systemd:ExtendTimeoutSeconds", 0, 0, 86400, &s->extend_s);
 }
 
 static void host_free_core(hk_host_t *h);
@@ -506,6 +512,7 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     if (!h)
         goto oom;
     atomic_init(&h->refs, 1);
+    h->notify.fd = -1;
     pthread_mutex_init(&h->wake_mu, NULL);
     h->ctl.rfd = h->ctl.wfd = -1;
     atomic_init(&h->ctl.wfd_pub, -1);
@@ -534,6 +541,15 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     h->handle_signals = s.handle_signals;
     h->bg_behavior = s.bg_behavior;
     h->debounce_ms = (int)s.debounce_ms;
+    h->extend_s = s.extend_s;
+    const char *nerr = NULL;
+    int nrc = hk__notify_open(&h->notify, &nerr);
+    if (nrc < 0)
+        hk_log(lg, HK_LOG_WARN, "Not notifying systemd: %s: %s", nerr, hk_strerror(nrc));
+    h->watchdog_usec = hk__watchdog_usec();
+    h->under_systemd = hk_under_systemd();
+    if (b->listen.warning)
+        hk_log(lg, HK_LOG_WARN, "%s", b->listen.warning);
 
     /* Move everything: nothing below can fail. */
     h->config = b->config;
@@ -546,6 +562,8 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     b->nopts = 0;
     h->services = b->services;
     b->services = NULL;
+    h->listen = b->listen;
+    memset(&b->listen, 0, sizeof b->listen);
     b->config = NULL;
     b->log = NULL;
     b->svcs = NULL;
@@ -622,6 +640,9 @@ static void host_free_core(hk_host_t *h) {
     hk_token_free(h->stop_token);
     hk__free(h->environment);
     hk__free(h->content_root);
+    hk__notify_close(&h->notify);
+    hk__listen_free(&h->listen);
+    hk__free(h->liveness);
     hk_config_free(h->config);
     hk__log_free(h->log);
     pthread_mutex_destroy(&h->ctl.mu);
@@ -744,6 +765,7 @@ static void report_exec(hk_host_t *h, hk_service_t *svc, int rc) {
         return;
     }
     hk_log(h->lg_host, HK_LOG_ERROR, "Background service %s failed: %s", svc->name, why);
+    hk__host_failure(h, rc, "background service %s failed: %s", svc->name, why);
     h->exit_code = EXIT_FAILED;
     if (!stopping)
         hk__host_request_stop(h);
@@ -781,6 +803,7 @@ static bool launch_exec(hk_host_t *h, hk_service_t *svc) {
     if (rc < 0) {
         hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: cannot create its thread: %s",
                svc->name, hk_strerror(rc));
+        hk__host_failure(h, rc, "service %s failed to start: cannot create its thread", svc->name);
         h->exit_code = EXIT_FAILED;
         return false;
     }
@@ -791,6 +814,7 @@ static void log_start_timeout(hk_host_t *h, const char *what, const char *names)
     char secs[32];
     hk__fmt_seconds(secs, sizeof secs, h->startup_timeout_s);
     hk_log(h->lg_host, HK_LOG_CRITICAL, "Start-up timed out after %s %s %s", secs, what, names);
+    hk__host_failure(h, -ETIMEDOUT, "start-up timed out %s %s", what, names);
     h->exit_code = EXIT_FAILED;
 }
 
@@ -808,6 +832,7 @@ static bool start_failed(hk_host_t *h, hk_service_t *svc, int rc) {
         return start_abort_requested(h);
     hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: %s", svc->name,
            hk__service_describe(svc, false, rc, why, sizeof why));
+    hk__host_failure(h, rc, "service %s failed to start: %s", svc->name, why);
     h->exit_code = EXIT_FAILED;
     return true;
 }
@@ -820,6 +845,7 @@ static bool resolve_instance(hk_host_t *h, hk_service_t *svc) {
     if (rc < 0) {
         hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: %s", svc->name,
                hk_services_last_error());
+        hk__host_failure(h, rc, "service %s failed to start: %s", svc->name, hk_services_last_error());
         h->exit_code = EXIT_FAILED;
         return false;
     }
@@ -834,6 +860,7 @@ static bool start_sequential(hk_host_t *h) {
         if (start_abort_requested(h))
             return false;
         hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
+        hk__sd_starting(h, i, svc);
         if (!resolve_instance(h, svc))
             return false;
         if (svc->def.start) {
@@ -852,6 +879,7 @@ static bool start_sequential(hk_host_t *h) {
         svc->started = true; /* its start succeeded: a rollback must stop it */
         if (!launch_exec(h, svc))
             return false;
+        hk__sd_progress(h);
         hk_log(h->lg_host, HK_LOG_DEBUG, "Started service %s", svc->name);
     }
     return true;
@@ -895,6 +923,7 @@ static bool start_concurrent(hk_host_t *h) {
     for (size_t i = 0; i < h->nsvcs; i++) {
         hk_service_t *svc = h->svcs[i];
         hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
+        hk__sd_starting(h, i, svc);
         if (!svc->def.start)
             continue;
         int rc = task_launch(h, &svc->phase, TASK_START);
@@ -939,6 +968,7 @@ static bool start_concurrent(hk_host_t *h) {
         svc->started = true; /* its start succeeded: a rollback must stop it */
         if (!launch_exec(h, svc))
             return false;
+        hk__sd_progress(h);
         hk_log(h->lg_host, HK_LOG_DEBUG, "Started service %s", svc->name);
     }
     return true;
@@ -969,6 +999,7 @@ static void stop_failed(hk_host_t *h, hk_service_t *svc, int rc) {
         return; /* reported with the timeout */
     hk_log(h->lg_host, HK_LOG_ERROR, "Service %s failed to stop: %s", svc->name,
            hk__service_describe(svc, false, rc, why, sizeof why));
+    hk__host_failure(h, rc, "service %s failed to stop: %s", svc->name, why);
     h->exit_code = EXIT_FAILED;
 }
 
@@ -980,6 +1011,7 @@ static void stop_sequential(hk_host_t *h, char *late, size_t late_len) {
             continue;
         bool was_late = atomic_load(&h->shutdown_timed_out);
         hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
+        hk__sd_stopping_service(h, i, svc);
         hk__service_clear_error(svc, false);
         int rc = svc->def.stop(svc, h->stop_token);
         if (rc < 0)
@@ -991,6 +1023,7 @@ static void stop_sequential(hk_host_t *h, char *late, size_t late_len) {
         }
         if (!svc->def.execute && rc >= 0)
             hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
+        hk__sd_progress(h);
         pump(h);
     }
 }
@@ -1030,6 +1063,10 @@ static void stop_services(hk_host_t *h, bool was_started) {
     h->phase = PHASE_STOPPING;
     if (was_started && !h->suppress_status)
         hk_log(h->lg_lifetime, HK_LOG_INFO, "Application is shutting down...");
+    atomic_store(&h->notify_phase, 2);
+    hk__control_post(&h->ctl, CTL_WAKE);
+    hk__sd_progress(h);
+    hk__sd_stopping(h);
     hk_token_cancel(h->stopping);
     hk__control_set_deadline(h, DEADLINE_SHUTDOWN, h->shutdown_timeout_s);
 
@@ -1069,6 +1106,7 @@ static void stop_services(hk_host_t *h, bool was_started) {
         if (all[0]) {
             hk_log(h->lg_host, HK_LOG_ERROR, "Shutdown timed out after %s; still running: %s", secs,
                    all);
+            hk__host_failure(h, -ETIMEDOUT, "shutdown timed out; still running: %s", all);
             h->exit_code = EXIT_FAILED;
         }
     }
@@ -1161,14 +1199,23 @@ int hk_host_run(hk_host_t *h) {
         if (hk__reload_start(h) < 0)
             hk_log(h->lg_host, HK_LOG_WARN, "Configuration files will not be reloaded on change");
         h->phase = PHASE_STARTING;
+        atomic_store(&h->notify_phase, 1);
+        hk__control_post(&h->ctl, CTL_WAKE); /* the control thread starts its EXTEND_TIMEOUT ticks */
+        hk__sd_progress(h);
+        hk__sd_watchdog_start(h);
         ok = start_services(h);
     }
 
     if (ok) {
         h->phase = PHASE_RUNNING;
+        atomic_store(&h->notify_phase, 0);
         hk_token_cancel(h->started);
+        hk__sd_started(h);
         if (!h->suppress_status) {
-            hk_log(h->lg_lifetime, HK_LOG_INFO, "Application started. Press Ctrl+C to shut down.");
+            /* Under systemd nobody presses Ctrl+C. */
+            hk_log(h->lg_lifetime, HK_LOG_INFO, "%s",
+                   h->under_systemd ? "Application started."
+                                    : "Application started. Press Ctrl+C to shut down.");
             hk_log(h->lg_lifetime, HK_LOG_INFO, "Hosting environment: %s", h->environment);
             hk_log(h->lg_lifetime, HK_LOG_INFO, "Content root path: %s", h->content_root);
         }
@@ -1179,9 +1226,13 @@ int hk_host_run(hk_host_t *h) {
     }
     stop_services(h, ok);
     h->phase = PHASE_DONE;
+    atomic_store(&h->notify_phase, 0);
+    if (h->exit_code != 0)
+        hk__sd_failed(h);
     hk_token_cancel(h->stopped);
     hk__control_stop(h);
     hk__reload_stop(h);
+    hk__sd_watchdog_stop(h);
     teardown_loop(h);
     hk__reload_free(h);
     close_loop(h);

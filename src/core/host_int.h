@@ -14,6 +14,8 @@
 #include "common/common.h"
 #include "hostkit/host.h"
 #include "hostkit/options.h"
+#include "hostkit/systemd.h"
+#include "systemd/systemd_int.h"
 
 /* A thread running one service callback: execute, or start/stop in concurrent mode. */
 typedef enum task_kind { TASK_EXECUTE, TASK_START, TASK_STOP } task_kind_t;
@@ -112,6 +114,21 @@ struct hk_host_s {
     bool ran, freed, loop_closed;
 
     hk__control_t ctl;
+
+    /* systemd (src/systemd, driven from here and control.c) */
+    hk__notify_t notify;
+    bool under_systemd;
+    uint64_t watchdog_usec;
+    uv_timer_t watchdog;
+    bool watchdog_on;
+    struct hk__liveness { hk_liveness_cb cb; void *data; } *liveness;
+    size_t nliveness;
+    hk__listen_t listen;
+    double extend_s;                 /* Systemd:ExtendTimeoutSeconds */
+    atomic_int notify_phase;         /* 1 starting, 2 stopping, 0 otherwise (for control.c) */
+    _Atomic uint64_t progress_ns;    /* last time a service started or stopped */
+    char failure[256];               /* first failure, for STATUS=Failed: */
+    int failure_errno;
 };
 
 /* service.c */
@@ -136,6 +153,20 @@ int hk__reload_start(hk_host_t *host);
 void hk__reload_stop(hk_host_t *host);
 void hk__reload_now(hk_host_t *host, const char *why);
 void hk__reload_free(hk_host_t *host);
+
+/* systemd integration (src/core/sdhost.c) */
+void hk__sd_starting(hk_host_t *host, size_t i, const hk_service_t *svc);
+void hk__sd_started(hk_host_t *host);
+void hk__sd_stopping(hk_host_t *host);
+void hk__sd_stopping_service(hk_host_t *host, size_t i, const hk_service_t *svc);
+void hk__sd_failed(hk_host_t *host);
+void hk__sd_reloading(hk_host_t *host);
+void hk__sd_reloaded(hk_host_t *host);
+void hk__sd_watchdog_start(hk_host_t *host);
+void hk__sd_watchdog_stop(hk_host_t *host);
+void hk__sd_progress(hk_host_t *host);
+/* Records the first failure (for STATUS=Failed: ... ERRNO=...). */
+void hk__host_failure(hk_host_t *host, int err, const char *fmt, ...) HK_PRINTF(3, 4);
 
 /* host.c, for control.c */
 void hk__host_request_stop(hk_host_t *host);

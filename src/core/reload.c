@@ -48,6 +48,8 @@ int hk_host_on_config_change(hk_host_t *h, const char *section, hk_config_change
 
 /* ---- reload -------------------------------------------------------------- */
 
+static void reload_now(hk_host_t *h, const char *why);
+
 typedef struct reload_ctx {
     hk_host_t *host;
     size_t errors;
@@ -75,6 +77,12 @@ static void on_changed(void *data, const char *key) {
 }
 
 void hk__reload_now(hk_host_t *h, const char *why) {
+    hk__sd_reloading(h);
+    reload_now(h, why);
+    hk__sd_reloaded(h); /* READY=1 again, whether the reload applied or not */
+}
+
+static void reload_now(hk_host_t *h, const char *why) {
     reload_ctx_t ctx = {.host = h};
     hk_config_t *pending = NULL;
     int rc = hk__config_reload_prepare(h->config, &pending, on_reload_error, &ctx);

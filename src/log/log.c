@@ -16,6 +16,7 @@
 
 #include "common/common.h"
 #include "log/log.h"
+#include "systemd/systemd_int.h"
 
 #define MSG_MAX 8192
 
@@ -40,7 +41,13 @@ struct hk_log_s {
     hk_log_level_t default_level;
     rule_t *rules;
     size_t nrules;
+    int format; /* FORMAT_SIMPLE or FORMAT_SYSTEMD */
 };
+
+enum { FORMAT_SIMPLE = 0, FORMAT_SYSTEMD = 1 };
+static const char *const format_names[] = {"simple", "systemd"};
+/* syslog priorities of trce dbug info warn fail crit */
+static const int priorities[] = {7, 7, 6, 4, 3, 2};
 
 static const char *const level_tags[] = {"trce", "dbug", "info", "warn", "fail", "crit"};
 static const char *const level_names[] = {"Trace",   "Debug",    "Information", "Warning",
@@ -69,6 +76,7 @@ int hk__log_new(hk_log_t **ret_log) {
     pthread_mutex_init(&log->mu, NULL);
     log->fd = STDERR_FILENO;
     log->default_level = HK_LOG_INFO;
+    log->format = hk__stderr_is_journal() ? FORMAT_SYSTEMD : FORMAT_SIMPLE;
     *ret_log = log;
     return 0;
 }
@@ -188,7 +196,15 @@ int hk__log_configure(hk_log_t *log, hk_config_t *config) {
         }
         rules[nrules++].level = (hk_log_level_t)level;
     }
+    int format = hk__stderr_is_journal() ? FORMAT_SYSTEMD : FORMAT_SIMPLE;
+    if (config) {
+        int r = hk_config_get_enum(config, "Logging:Console:FormatterName", format_names,
+                                   HK_ARRAY_SIZE(format_names), format, &format);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
     pthread_mutex_lock(&log->mu);
+    __atomic_store_n(&log->format, format, __ATOMIC_RELAXED);
     free_rules(log);
     log->rules = rules;
     log->nrules = nrules;
@@ -225,7 +241,10 @@ void hk_logger_vwrite(hk_logger_t *lg, hk_log_level_t level, int event_id, const
 
     /* One line per message: render line breaks as the two characters \n. */
     char line[MSG_MAX * 2 + 256];
-    int h = snprintf(line, sizeof line, "%s: %s[%d] ", level_tags[level], lg->category, event_id);
+    /* simple: "info: Cat[0] msg"; systemd (stderr is the journal): "<6>Cat[0] msg" */
+    int h = __atomic_load_n(&lg->log->format, __ATOMIC_RELAXED) == FORMAT_SYSTEMD
+                ? snprintf(line, sizeof line, "<%d>%s[%d] ", priorities[level], lg->category, event_id)
+                : snprintf(line, sizeof line, "%s: %s[%d] ", level_tags[level], lg->category, event_id);
     /* A header that fills the buffer (a huge category) is clipped, leaving room for "\n\0". */
     size_t len = (h < 0) ? 0 : ((size_t)h < sizeof line - 2 ? (size_t)h : sizeof line - 2);
     for (const char *m = msg; *m && len < sizeof line - 3; m++) {
