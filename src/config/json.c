@@ -69,6 +69,18 @@ static int fail_empty_key(flat_t *f) {
     return -EINVAL;
 }
 
+static int walk(flat_t *f, json_t *v);
+
+/* Walks child with `part` appended to the current key. */
+static int walk_child(flat_t *f, const char *part, size_t plen, json_t *child) {
+    size_t saved;
+    if (push(f, part, plen, &saved) < 0)
+        return -ENOMEM;
+    int rc = walk(f, child);
+    pop(f, saved);
+    return rc;
+}
+
 static int walk(flat_t *f, json_t *v) {
     char num[64];
     switch (json_typeof(v)) {
@@ -78,11 +90,7 @@ static int walk(flat_t *f, json_t *v) {
         json_object_foreach(v, k, child) {
             if (!*k)
                 return fail_empty_key(f);
-            size_t saved;
-            if (push(f, k, strlen(k), &saved) < 0)
-                return -ENOMEM;
-            int rc = walk(f, child);
-            pop(f, saved);
+            int rc = walk_child(f, k, strlen(k), child);
             if (rc < 0)
                 return rc;
         }
@@ -93,11 +101,7 @@ static int walk(flat_t *f, json_t *v) {
         json_t *child;
         json_array_foreach(v, i, child) {
             int n = snprintf(num, sizeof num, "%zu", i);
-            size_t saved;
-            if (push(f, num, (size_t)n, &saved) < 0)
-                return -ENOMEM;
-            int rc = walk(f, child);
-            pop(f, saved);
+            int rc = walk_child(f, num, (size_t)n, child);
             if (rc < 0)
                 return rc;
         }
