@@ -699,6 +699,7 @@ static void *task_main(void *arg) {
     }
     t->rc = rc;
     t->done_ns = hk__now_ns();
+    hk__sd_progress(h); /* a concurrent start/stop or a background service finished */
     atomic_store_explicit(&t->done, true, memory_order_release);
     hk__host_wake(h);
     hk__host_unref(h);
@@ -1213,8 +1214,8 @@ int hk_host_run(hk_host_t *h) {
     if (ok) {
         h->phase = PHASE_RUNNING;
         atomic_store(&h->notify_phase, 0);
+        hk__sd_started(h); /* before the started callbacks: a status they set must win */
         hk_token_cancel(h->started);
-        hk__sd_started(h);
         if (!h->suppress_status) {
             /* Under systemd nobody presses Ctrl+C. */
             hk_log(h->lg_lifetime, HK_LOG_INFO, "%s",

@@ -59,7 +59,7 @@ int hk__notify_send(const hk__notify_t *n, const char *msg) {
 
 /* Parses a whole unsigned decimal; false on junk or overflow. */
 static bool parse_u64(const char *s, uint64_t *ret) {
-    if (!s || !*s || *s == '-' || *s == '+')
+    if (!s || *s < '0' || *s > '9') /* strtoull would take spaces and a sign */
         return false;
     char *end;
     errno = 0;
@@ -91,18 +91,18 @@ int hk__listen_read(hk__listen_t *l) {
         return 0;
     uint64_t pid, nfds;
     if (!parse_u64(spid, &pid)) {
-        l->warning = hk__asprintf("ignoring socket activation: LISTEN_PID=\"%s\" is not a process id",
+        l->warning = hk__asprintf("Ignoring socket activation: LISTEN_PID=\"%s\" is not a process id",
                                   spid ? spid : "");
         return l->warning ? 0 : -ENOMEM;
     }
     if (pid != (uint64_t)getpid()) {
         /* For another process (inherited through a wrapper): leave it alone. */
-        l->warning = hk__asprintf("ignoring socket activation: LISTEN_PID=%llu is not this process (%ld)",
+        l->warning = hk__asprintf("Ignoring socket activation: LISTEN_PID=%llu is not this process (%ld)",
                                   (unsigned long long)pid, (long)getpid());
         return l->warning ? 0 : -ENOMEM;
     }
     if (!parse_u64(sfds, &nfds) || nfds > LISTEN_FDS_MAX) {
-        l->warning = hk__asprintf("ignoring socket activation: LISTEN_FDS=\"%s\" is not a count of "
+        l->warning = hk__asprintf("Ignoring socket activation: LISTEN_FDS=\"%s\" is not a count of "
                                   "descriptors",
                                   sfds ? sfds : "");
         return l->warning ? 0 : -ENOMEM;
@@ -110,7 +110,7 @@ int hk__listen_read(hk__listen_t *l) {
     /* Every descriptor must be open. */
     for (uint64_t i = 0; i < nfds; i++) {
         if (fcntl(LISTEN_FDS_START + (int)i, F_GETFD) < 0) {
-            l->warning = hk__asprintf("ignoring socket activation: LISTEN_FDS=%llu but descriptor %d "
+            l->warning = hk__asprintf("Ignoring socket activation: LISTEN_FDS=%llu but descriptor %d "
                                       "is not open",
                                       (unsigned long long)nfds, LISTEN_FDS_START + (int)i);
             return l->warning ? 0 : -ENOMEM;
@@ -129,7 +129,7 @@ int hk__listen_read(hk__listen_t *l) {
             nnames += *p == ':';
     }
     if (snames && nnames != n) {
-        l->warning = hk__asprintf("LISTEN_FDNAMES has %zu names for %zu descriptors; names ignored",
+        l->warning = hk__asprintf("LISTEN_FDNAMES has %zu name(s) for %zu descriptor(s); names ignored",
                                   nnames, n);
         if (!l->warning)
             goto oom;

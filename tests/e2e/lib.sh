@@ -54,7 +54,9 @@ SAN_MARKERS=("ERROR: AddressSanitizer" "ERROR: LeakSanitizer" "WARNING: ThreadSa
 # environment, contentRoot) so an ambient variable cannot break a test.
 for _v in $(compgen -e); do
     case ${_v,,} in
-    hostkit_* | worker__* | host__* | logging__* | environment | contentroot) unset "$_v" ;;
+    hostkit_* | worker__* | host__* | logging__* | systemd__* | environment | contentroot) unset "$_v" ;;
+    # a CI runner that is itself a systemd unit must not make the worker talk to systemd
+    invocation_id | notify_socket | journal_stream | watchdog_usec | watchdog_pid | listen_*) unset "$_v" ;;
     esac
 done
 unset _v

@@ -11,6 +11,17 @@
 #include <string.h>
 #include <time.h>
 
+/* Tests run the same whether or not the runner is a systemd unit: drop the
+ * variables systemd sets before any test runs (tests that need them set
+ * their own). */
+__attribute__((constructor)) static void hermetic_environment(void) {
+    static const char *const vars[] = {"INVOCATION_ID", "NOTIFY_SOCKET", "JOURNAL_STREAM",
+                                       "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_PID",
+                                       "LISTEN_FDS", "LISTEN_FDNAMES"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
 struct capture {
     pthread_mutex_t mu;
     char **lines;
