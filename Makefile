@@ -1,17 +1,19 @@
 # hostkit - developer entry points. CMake + Ninja do the work; this file only
 # wires the set-up contract: make, make demo, make test, make test-asan,
 # make test-tsan, make install PREFIX=..., make clean; also make fuzz
-# (libFuzzer, clang), make bench-config and make bench-services (not tests).
+# (libFuzzer, clang), make bench (hostkit against its peers; SCENARIO=name
+# for one), make bench-config and make bench-services (not tests).
 BUILD      ?= build
 PREFIX     ?= /usr/local
 BUILD_TYPE ?= RelWithDebInfo
 CTEST_ARGS ?= --output-on-failure
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
+SCENARIO   ?=
 
 CMAKE_GEN = cmake -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-.PHONY: all build deps demo test test-asan test-tsan fuzz bench-config bench-services install clean
+.PHONY: all build deps demo test test-asan test-tsan fuzz bench bench-config bench-services install clean
 
 all: build
 
@@ -57,6 +59,14 @@ build-fuzz/build.ninja: | deps
 fuzz: deps build-fuzz/build.ninja
 	cmake --build build-fuzz -j $(JOBS) --target fuzzers
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+# Benchmarks against the peers (bench/README.md): installs what the peers need
+# (bench/install-peers), builds build-bench/ and the peers, runs every scenario
+# (or SCENARIO=lifecycle|cancel|logging|config|services|http) and rewrites
+# bench/RESULTS.md. About two minutes once built; each scenario under two.
+bench: deps build-bench/build.ninja
+	@bench/install-peers
+	bench/run $(SCENARIO)
 
 # Configuration benchmark (bench/config): a Release build at -O2, run once.
 build-bench/build.ninja: | deps

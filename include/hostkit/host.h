@@ -44,6 +44,7 @@
  *   Host:BackgroundServiceExceptionBehavior: StopHost|Ignore, StopHost
  *   Host:SuppressStatusMessages: bool, false     Host:HandleSignals: bool, true
  *   Host:ConfigReloadDebounceMs: int, 250 (wait after a file change before reloading)
+ *   Host:ReloadConfigOnChange: bool, true (watch the files; SIGHUP reloads either way)
  *   environment (HOSTKIT_ENVIRONMENT, --environment): string, Production
  *   contentRoot (HOSTKIT_CONTENTROOT, --contentRoot): string, the working directory
  */

@@ -71,8 +71,10 @@ HK_EXTERN int hk_token_new_linked(hk_token_t *const *parents, size_t n, hk_token
 HK_EXTERN void hk_token_free(hk_token_t *token);
 
 /*
- * Cancels the token: sets the flag, runs the registered callbacks on this
- * thread in registration order, wakes sleepers and makes the fd readable.
+ * Cancels the token: sets the flag, wakes sleepers and makes the fd
+ * readable, then runs the registered callbacks on this thread in
+ * registration order. A waiter may return before the callbacks have run:
+ * free the token only once this call has returned.
  * Returns true if this call cancelled it, false if it was already cancelled
  * (then it does nothing). Safe to call from a token callback.
  */

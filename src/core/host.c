@@ -302,6 +302,7 @@ typedef struct settings {
     int bg_behavior;
     int64_t debounce_ms;
     double extend_s;
+    bool reload_on_change;
 } settings_t;
 
 static void read_settings(hk_config_t *c, settings_t *s) {
@@ -314,6 +315,7 @@ static void read_settings(hk_config_t *c, settings_t *s) {
     (void)hk_config_get_enum(c, "Host:BackgroundServiceExceptionBehavior", bg_behaviors,
                              HK_ARRAY_SIZE(bg_behaviors), BG_STOP_HOST, &s->bg_behavior);
     (void)hk_config_get_int(c, "Host:ConfigReloadDebounceMs", 250, 0, 60000, &s->debounce_ms);
+    (void)hk_config_get_bool(c, "Host:ReloadConfigOnChange", true, &s->reload_on_change);
     (void)hk_config_get_double(c, "Systemd:ExtendTimeoutSeconds", 0, 0, 86400, &s->extend_s);
 }
 
@@ -401,6 +403,8 @@ static void print_help(hk_builder_t *b, FILE *out) {
             "SIGHUP (default: true)\n"
             "  --Host:ConfigReloadDebounceMs <int>               wait after a file change before reloading "
             "(default: 250)\n"
+            "  --Host:ReloadConfigOnChange <bool>                watch configuration files (default: true; "
+            "SIGHUP reloads either way)\n"
             "  --Logging:Console:FormatterName <simple|systemd>  line format (default: systemd when "
             "stderr is the journal)\n"
             "  --Systemd:ExtendTimeoutSeconds <number>           ask systemd for more time in slow "
@@ -545,6 +549,7 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     h->handle_signals = s.handle_signals;
     h->bg_behavior = s.bg_behavior;
     h->debounce_ms = (int)s.debounce_ms;
+    h->reload_on_change = s.reload_on_change;
     h->extend_s = s.extend_s;
     const char *nerr = NULL;
     int nrc = hk__notify_open(&h->notify, &nerr);

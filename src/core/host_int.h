@@ -91,6 +91,7 @@ struct hk_host_s {
     struct hk__reload *reload;           /* file watches and debounce, inside run */
     atomic_bool reload_requested;
     int debounce_ms;
+    bool reload_on_change; /* Host:ReloadConfigOnChange */
 
     uv_loop_t loop;
     uv_async_t wake;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config/config_int.h"
 #include "config/options_int.h"
@@ -217,10 +218,20 @@ int hk__reload_start(hk_host_t *h) {
     uv_timer_init(&h->loop, &r->debounce);
     r->debounce.data = h;
     uv_unref((uv_handle_t *)&r->debounce);
+    /* Only directories holding a file that exists: removing an inotify watch
+     * costs the kernel an RCU grace period (about 5 ms measured at shutdown,
+     * bench/RESULTS.md), too much to pay for files that are not there. A
+     * file created later is read on the next reload (SIGHUP), or watched once
+     * a sibling in its directory exists. */
     const char *path;
     int rc = 0;
-    for (size_t i = 0; rc == 0 && (path = hk__config_watch_file(h->config, i)); i++)
-        rc = add_watch(r, h, path);
+    for (size_t i = 0; h->reload_on_change && rc == 0 && (path = hk__config_watch_file(h->config, i));
+         i++) {
+        if (access(path, F_OK) == 0)
+            rc = add_watch(r, h, path);
+        else
+            hk_log(h->lg_host, HK_LOG_DEBUG, "Not watching %s: it does not exist", path);
+    }
     for (size_t i = 0; i < r->ndirs; i++) {
         dirwatch_t *dw = r->dirs[i];
         uv_fs_event_init(&h->loop, &dw->ev);

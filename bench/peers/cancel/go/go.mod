@@ -1,0 +1,3 @@
+module hostkit.bench/cancel
+
+go 1.19

@@ -1,0 +1,3 @@
+module hostkit.bench/lifecycle
+
+go 1.19
