@@ -161,13 +161,47 @@ static inline int add_background(hk_builder_t *b, tsvc_t *t) {
     return hk_builder_add_background(b, t->name, t_exec, t, t_destroy);
 }
 
+/* ---- the log capture and per-test set-up most host tests share ------------ */
+
+/* Every log line of the test's host (test_builder installs it as the sink). */
+static capture_t *cap __attribute__((unused));
+
+static inline int host_setup(void **state) {
+    (void)state;
+    rec_reset();
+    cap = capture_new();
+    return 0;
+}
+
+static inline int host_teardown(void **state) {
+    (void)state;
+    capture_free(cap);
+    cap = NULL;
+    return 0;
+}
+
+#define assert_logged(text)                                                                        \
+    do {                                                                                           \
+        if (capture_find(cap, (text), 0) < 0) {                                                    \
+            capture_dump(cap);                                                                     \
+            fail_msg("log line not found: %s", (text));                                            \
+        }                                                                                          \
+    } while (0)
+#define assert_not_logged(text)                                                                    \
+    do {                                                                                           \
+        if (capture_find(cap, (text), 0) >= 0) {                                                   \
+            capture_dump(cap);                                                                     \
+            fail_msg("unexpected log line: %s", (text));                                           \
+        }                                                                                          \
+    } while (0)
+
 /* ---- builder preset ------------------------------------------------------ */
 
 /* A builder with no command line, logs captured, signals left alone. */
-static inline hk_builder_t *test_builder(capture_t *cap) {
+static inline hk_builder_t *test_builder(capture_t *sink) {
     hk_builder_t *b = hk_builder_new(0, NULL);
     assert_non_null(b);
-    hk_log_set_sink(hk_builder_log(b), capture_sink, cap);
+    hk_log_set_sink(hk_builder_log(b), capture_sink, sink);
     hk_config_t *c = hk_builder_config(b);
     hk_config_set(c, "Host:HandleSignals", "false");
     hk_config_set(c, "Logging:LogLevel:Default", "Debug");

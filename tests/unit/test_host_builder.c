@@ -5,20 +5,6 @@
  */
 #include "hosttest.h"
 
-static capture_t *cap;
-
-static int setup(void **state) {
-    (void)state;
-    rec_reset();
-    cap = capture_new();
-    return 0;
-}
-static int teardown(void **state) {
-    (void)state;
-    capture_free(cap);
-    return 0;
-}
-
 static int noop_exec(hk_service_t *svc, hk_token_t *t) {
     (void)svc;
     return hk_token_wait(t) == -ECANCELED ? 0 : -EIO;
@@ -248,7 +234,7 @@ static void every_allocation_failure_is_survived_without_leaks(void **state) {
 int main(void) {
     failalloc_install();
     const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, host_setup, host_teardown)
         T(duplicate_service_names_fail_the_build_with_exit_1),
         T(invalid_names_and_empty_definitions_are_refused),
         T(bad_configuration_value_fails_the_build_with_exit_78),

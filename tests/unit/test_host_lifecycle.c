@@ -7,37 +7,6 @@
 
 #include <uv.h>
 
-static capture_t *cap;
-
-static int setup(void **state) {
-    (void)state;
-    rec_reset();
-    cap = capture_new();
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    capture_free(cap);
-    cap = NULL;
-    return 0;
-}
-
-#define assert_logged(text)                                                                        \
-    do {                                                                                           \
-        if (capture_find(cap, (text), 0) < 0) {                                                    \
-            capture_dump(cap);                                                                     \
-            fail_msg("log line not found: %s", (text));                                          \
-        }                                                                                          \
-    } while (0)
-#define assert_not_logged(text)                                                                    \
-    do {                                                                                           \
-        if (capture_find(cap, (text), 0) >= 0) {                                                   \
-            capture_dump(cap);                                                                     \
-            fail_msg("unexpected log line: %s", (text));                                         \
-        }                                                                                          \
-    } while (0)
-
 /* ---- rule 1: start ------------------------------------------------------- */
 
 static void hosted_services_start_in_registration_order_and_stop_in_reverse(void **state) {
@@ -710,7 +679,7 @@ static void destroy_hooks_run_when_a_host_is_freed_without_running(void **state)
 int main(void) {
     failalloc_install(); /* counts live allocations; never fails unless asked */
     const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, host_setup, host_teardown)
         T(hosted_services_start_in_registration_order_and_stop_in_reverse),
         T(host_logs_lifetime_messages_once_started),
         T(suppress_status_messages_hides_lifetime_lines),

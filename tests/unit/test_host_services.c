@@ -5,28 +5,6 @@
  */
 #include "hosttest.h"
 
-static capture_t *cap;
-
-static int setup(void **state) {
-    (void)state;
-    rec_reset();
-    cap = capture_new();
-    return 0;
-}
-static int teardown(void **state) {
-    (void)state;
-    capture_free(cap);
-    return 0;
-}
-
-#define assert_logged(text)                                                                        \
-    do {                                                                                           \
-        if (capture_find(cap, (text), 0) < 0) {                                                    \
-            capture_dump(cap);                                                                     \
-            fail_msg("log line not found: %s", (text));                                          \
-        }                                                                                          \
-    } while (0)
-
 typedef struct obj {
     char name[32];
     int value;
@@ -175,7 +153,7 @@ static void background_service_uses_a_scope_per_unit_of_work(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, host_setup, host_teardown)
         T(hosted_service_gets_its_instance_and_singletons_outlive_it),
         T(registry_problems_fail_the_build_with_78_listing_each),
         T(failing_instance_factory_fails_startup_naming_the_service),

@@ -11,20 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static capture_t *cap;
-
-static int setup(void **state) {
-    (void)state;
-    rec_reset();
-    cap = capture_new();
-    return 0;
-}
-static int teardown(void **state) {
-    (void)state;
-    capture_free(cap);
-    return 0;
-}
-
 static hk_builder_t *signal_builder(void) {
     hk_builder_t *b = test_builder(cap);
     hk_config_set(hk_builder_config(b), "Host:HandleSignals", "true");
@@ -225,7 +211,7 @@ static void second_sigterm_forces_exit_143(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, host_setup, host_teardown)
         T(sigterm_stops_the_host_gracefully),
         T(sigint_stops_the_host_gracefully),
         T(sigquit_stops_the_host_gracefully),

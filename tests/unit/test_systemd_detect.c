@@ -40,7 +40,6 @@ static void unset_sd_vars(void) {
         unsetenv(sd_vars[i]);
 }
 
-static capture_t *cap;
 static char out_path[PATH_MAX]; /* the child's stderr */
 
 static int setup(void **state) {

@@ -74,7 +74,6 @@ typedef struct fake {
 static fake_t F = {.fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
 static unsigned abstract_seq;
 static char tmpdir[80]; /* short: <tmpdir>/notify.sock must fit in sun_path */
-static capture_t *cap;
 
 static void *fake_main(void *arg) {
     fake_t *f = arg;
@@ -322,13 +321,6 @@ static int teardown(void **state) {
     return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-#define assert_logged(text)                                                                        \
-    do {                                                                                           \
-        if (capture_find(cap, (text), 0) < 0) {                                                    \
-            capture_dump(cap);                                                                     \
-            fail_msg("log line not found: %s", (text));                                            \
-        }                                                                                          \
-    } while (0)
 
 static hk_host_t *build(hk_builder_t *b) {
     hk_host_t *h = NULL;
