@@ -84,7 +84,7 @@ struct hk_config_s {
     table_t **staged;       /* pending reload: new data per provider (NULL: unchanged) */
     size_t nstaged;
     void (*_Atomic hook)(void *); /* hk_config_request_reload goes here */
-    void *hook_data;
+    void *_Atomic hook_data;
     atomic_bool reload_pending;
     pthread_mutex_t err_mu; /* getters on several threads may record errors */
     char **errors;
@@ -1138,7 +1138,10 @@ void hk__config_watch_stop(hk_config_t *c) {
 void hk__config_set_reload_hook(hk_config_t *c, void (*hook)(void *data), void *data) {
     if (!c)
         return;
-    c->hook_data = data;
+    /* data first, then the hook that uses it; clearing leaves data in place,
+     * so a request racing with the clear never sees a hook without its data. */
+    if (hook)
+        atomic_store(&c->hook_data, data);
     atomic_store(&c->hook, hook);
     if (hook && atomic_exchange(&c->reload_pending, false))
         hook(data);
@@ -1149,7 +1152,7 @@ void hk_config_request_reload(hk_config_t *c) {
         return;
     void (*hook)(void *) = atomic_load(&c->hook);
     if (hook)
-        hook(c->hook_data);
+        hook(atomic_load(&c->hook_data));
     else
         atomic_store(&c->reload_pending, true);
 }

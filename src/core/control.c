@@ -77,6 +77,8 @@ static void on_deadline(hk_host_t *host, deadline_kind_t kind) {
     } else if (kind == DEADLINE_SHUTDOWN) {
         atomic_store(&host->shutdown_timed_out, true);
         hk_token_cancel(host->stop_token);
+    } else if (kind == DEADLINE_START_GRACE) {
+        atomic_store(&host->start_grace_over, true);
     }
     hk__host_wake(host);
 }

@@ -680,8 +680,10 @@ void hk__host_request_stop(hk_host_t *h) {
 void hk_host_stop(hk_host_t *h) {
     if (!h)
         return;
+    int saved = errno; /* async-signal-safe: a signal handler's errno must survive */
     atomic_store(&h->stop_requested, true);
     hk__control_post(&h->ctl, CTL_STOP);
+    errno = saved;
 }
 
 static bool stop_requested(hk_host_t *h) { return atomic_load(&h->stop_requested); }
@@ -713,6 +715,7 @@ static void *task_main(void *arg) {
 
 static int task_launch(hk_host_t *h, task_t *t, task_kind_t kind) {
     t->kind = kind;
+    t->launched = false; /* a failed launch must not look like the task before it */
     t->joined = false;
     t->rc = 0;
     atomic_store(&t->done, false);
@@ -946,6 +949,12 @@ static bool start_concurrent(hk_host_t *h) {
     }
     wait_phase_tasks(h, &h->startup_timed_out);
     if (atomic_load(&h->startup_timed_out)) {
+        /* Their tokens are cancelled: give the starts still running up to the
+         * shutdown timeout to return, so that those that return 0 are counted
+         * as started and stopped by the rollback, not abandoned. */
+        hk__control_set_deadline(h, DEADLINE_START_GRACE, h->shutdown_timeout_s);
+        wait_phase_tasks(h, &h->start_grace_over);
+        hk__control_set_deadline(h, DEADLINE_NONE, -1);
         /* Those whose start had not returned by the deadline, even if they
          * returned once their token was cancelled. */
         char names[1024] = "";
@@ -1038,7 +1047,14 @@ static void stop_sequential(hk_host_t *h, char *late, size_t late_len) {
     }
 }
 
-static void stop_concurrent(hk_host_t *h) {
+/* Appends name to a ", "-separated list. */
+static void list_add(char *buf, size_t len, const char *name) {
+    size_t off = strlen(buf);
+    if (off + 1 < len)
+        snprintf(buf + off, len - off, "%s%s", off ? ", " : "", name);
+}
+
+static void stop_concurrent(hk_host_t *h, char *late, size_t late_len) {
     for (size_t i = h->nsvcs; i-- > 0;) {
         hk_service_t *svc = h->svcs[i];
         if (!svc->started || !svc->def.stop)
@@ -1053,6 +1069,11 @@ static void stop_concurrent(hk_host_t *h) {
     wait_phase_tasks(h, &h->shutdown_timed_out);
     for (size_t i = h->nsvcs; i-- > 0;) {
         hk_service_t *svc = h->svcs[i];
+        /* A stop that returned only after the deadline (e.g. once its token was
+         * cancelled) did not stop in time, as in sequential mode. */
+        if (svc->started && svc->def.stop && svc->phase.joined && atomic_load(&h->shutdown_timed_out) &&
+            svc->phase.done_ns >= h->shutdown_deadline_ns)
+            list_add(late, late_len, svc->name);
         if (svc->started && svc->def.stop && svc->phase.joined) {
             if (svc->phase.rc < 0)
                 stop_failed(h, svc, svc->phase.rc);
@@ -1078,6 +1099,7 @@ static void stop_services(hk_host_t *h, bool was_started) {
     hk__sd_progress(h);
     hk__sd_stopping(h);
     hk_token_cancel(h->stopping);
+    h->shutdown_deadline_ns = hk__now_ns() + (uint64_t)(h->shutdown_timeout_s * 1e9);
     hk__control_set_deadline(h, DEADLINE_SHUTDOWN, h->shutdown_timeout_s);
 
     for (size_t i = h->nsvcs; i-- > 0;) {
@@ -1091,7 +1113,7 @@ static void stop_services(hk_host_t *h, bool was_started) {
 
     char late[1024] = "";
     if (h->stop_concurrently)
-        stop_concurrent(h);
+        stop_concurrent(h, late, sizeof late);
     else
         stop_sequential(h, late, sizeof late);
 

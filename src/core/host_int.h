@@ -55,7 +55,12 @@ struct hk__config_watcher {
 };
 
 /* What the control thread is timing. */
-typedef enum deadline_kind { DEADLINE_NONE, DEADLINE_STARTUP, DEADLINE_SHUTDOWN } deadline_kind_t;
+typedef enum deadline_kind {
+    DEADLINE_NONE,
+    DEADLINE_STARTUP,
+    DEADLINE_SHUTDOWN,
+    DEADLINE_START_GRACE /* concurrent start, after a start-up timeout */
+} deadline_kind_t;
 
 typedef struct hk__control {
     int rfd, wfd;           /* self-pipe: hk_host_stop and the signal handler write bytes */
@@ -92,6 +97,7 @@ struct hk_host_s {
     atomic_bool reload_requested;
     int debounce_ms;
     bool reload_on_change; /* Host:ReloadConfigOnChange */
+    bool watching;         /* hk__reload_start ran */
 
     uv_loop_t loop;
     uv_async_t wake;
@@ -103,7 +109,8 @@ struct hk_host_s {
 
     /* settings */
     double shutdown_timeout_s, startup_timeout_s;
-    uint64_t startup_deadline_ns;
+    uint64_t startup_deadline_ns, shutdown_deadline_ns;
+    atomic_bool start_grace_over; /* concurrent start: the wait after a start-up timeout is over */
     bool start_concurrently, stop_concurrently, suppress_status, handle_signals;
     int bg_behavior; /* 0 StopHost, 1 Ignore */
     char *environment, *content_root;

@@ -211,6 +211,7 @@ static int add_watch(struct hk__reload *r, hk_host_t *h, const char *path) {
 int hk__reload_start(hk_host_t *h) {
     hk__config_set_reload_hook(h->config, post_reload, h);
     hk__config_watch_start(h->config);
+    h->watching = true;
     struct hk__reload *r = hk__calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
@@ -250,6 +251,9 @@ int hk__reload_start(hk_host_t *h) {
 }
 
 void hk__reload_stop(hk_host_t *h) {
+    if (!h->watching)
+        return; /* hk__reload_start never ran: no provider was asked to watch */
+    h->watching = false;
     hk__config_set_reload_hook(h->config, NULL, NULL);
     hk__config_watch_stop(h->config);
     struct hk__reload *r = h->reload;

@@ -88,6 +88,7 @@ typedef struct tsvc {
     int start_rc, stop_rc, exec_rc;
     enum exec_mode exec_mode;
     bool start_waits_token; /* start blocks until its token is cancelled, returns -ECANCELED */
+    bool start_waits_token_then_ok; /* ... then returns 0 (started, late) */
     bool stop_waits_token;  /* stop blocks until its token is cancelled */
     bool stop_host_in_start;
     hk_token_t *release;      /* for EXEC_IGNORE_CANCEL (owned by the test) */
@@ -111,6 +112,10 @@ static inline int t_start(hk_service_t *svc, hk_token_t *token) {
         return hk_service_fail(svc, -ETIMEDOUT, "peer %s never started concurrently", t->peer->name);
     if (t->start_waits_token)
         return hk_token_wait(token);
+    if (t->start_waits_token_then_ok) {
+        hk_token_wait(token);
+        return 0;
+    }
     if (t->start_rc < 0)
         return hk_service_fail(svc, t->start_rc, "%s refuses to start", t->name);
     return 0;

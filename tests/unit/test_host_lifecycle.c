@@ -576,6 +576,35 @@ static void concurrent_startup_timeout_names_only_the_slow_service(void **state)
     assert_int_equal(rec_at("stop", "slow"), -1);
 }
 
+static void concurrent_start_returning_0_after_the_timeout_is_rolled_back(void **state) {
+    (void)state;
+    tsvc_t late;
+    hk_builder_t *b = test_builder(cap);
+    hk_config_t *c = hk_builder_config(b);
+    hk_config_set(c, "Host:ServicesStartConcurrently", "true");
+    hk_config_set(c, "Host:StartupTimeoutSeconds", "0.05");
+    add_hosted(b, tsvc(&late, "late"));
+    late.start_waits_token_then_ok = true; /* started, but after the deadline */
+    assert_int_equal(run_until_started(b), 1);
+    assert_logged("Start-up timed out after 0.05s while starting late");
+    assert_true(rec_at("stop", "late") >= 0); /* its start returned 0: it is stopped */
+    assert_before("stop", "late", "destroy", "late");
+}
+
+static void concurrent_stop_past_the_deadline_is_a_timeout(void **state) {
+    (void)state;
+    tsvc_t slow, quick;
+    hk_builder_t *b = test_builder(cap);
+    hk_config_t *c = hk_builder_config(b);
+    hk_config_set(c, "Host:ServicesStopConcurrently", "true");
+    hk_config_set(c, "Host:ShutdownTimeoutSeconds", "0.05");
+    add_hosted(b, tsvc(&quick, "quick"));
+    add_hosted(b, tsvc(&slow, "slow"));
+    slow.stop_waits_token = true; /* returns once the deadline cancels its token */
+    assert_int_equal(run_until_started(b), 1);
+    assert_logged("fail: hostkit.host[0] Shutdown timed out after 0.05s; still running: slow\n");
+}
+
 static void services_stop_concurrently_when_configured(void **state) {
     (void)state;
     tsvc_t a, b2;
@@ -710,6 +739,8 @@ int main(void) {
         T(services_start_concurrently_when_configured),
         T(concurrent_start_failure_stops_the_services_that_started),
         T(concurrent_startup_timeout_names_only_the_slow_service),
+        T(concurrent_start_returning_0_after_the_timeout_is_rolled_back),
+        T(concurrent_stop_past_the_deadline_is_a_timeout),
         T(services_stop_concurrently_when_configured),
         T(loop_services_run_timers_on_the_host_thread),
         T(handles_left_open_are_closed_with_a_warning),
