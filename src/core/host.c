@@ -1229,7 +1229,8 @@ int hk_host_run(hk_host_t *h) {
         h->exit_code = EXIT_FAILED;
     } else {
         if (hk__reload_start(h) < 0)
-            hk_log(h->lg_host, HK_LOG_WARN, "Configuration files will not be reloaded on change");
+            hk_log(h->lg_host, HK_LOG_WARN,
+                   "Out of memory watching configuration files: some changes may reload only on SIGHUP");
         h->phase = PHASE_STARTING;
         atomic_store(&h->notify_phase, 1);
         hk__control_post(&h->ctl, CTL_WAKE); /* the control thread starts its EXTEND_TIMEOUT ticks */
