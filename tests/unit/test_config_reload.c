@@ -51,35 +51,11 @@ typedef struct scn {
     hk_options_t *opts;
     void (*body)(void);
     pthread_t host_thread;
-    pthread_mutex_t mu;
-    char failure[2048];
     atomic_int cb_reload, cb_other, cb_all; /* hk_host_on_config_change calls */
     atomic_bool cb_off_host_thread;
 } scn_t;
 
-static scn_t S = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void scn_fail(int line, const char *fmt, ...) HK_PRINTF(2, 3);
-static void scn_fail(int line, const char *fmt, ...) {
-    pthread_mutex_lock(&S.mu);
-    if (!S.failure[0]) {
-        int n = snprintf(S.failure, sizeof S.failure, "line %d: ", line);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(S.failure + n, sizeof S.failure - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    pthread_mutex_unlock(&S.mu);
-}
-
-#define CHECK_MSG(cond, ...)                                                                       \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            scn_fail(__LINE__, __VA_ARGS__);                                                       \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-#define CHECK(cond) CHECK_MSG(cond, "%s", #cond)
+static scn_t S;
 
 static const char *show(const char *s) { return s ? s : "(null)"; }
 static bool str_eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
@@ -213,7 +189,7 @@ static int setup(void **state) {
     S.host = NULL;
     S.opts = NULL;
     S.body = NULL;
-    S.failure[0] = '\0';
+    scn_reset();
     atomic_store(&S.cb_reload, 0);
     atomic_store(&S.cb_other, 0);
     atomic_store(&S.cb_all, 0);
@@ -279,9 +255,9 @@ static void scn_run(hk_host_t *h) {
     int code = hk_host_run(h);
     hk_host_free(h);
     S.host = NULL;
-    if (S.failure[0]) {
+    if (scn_failure()) {
         capture_dump(S.cap);
-        fail_msg("%s", S.failure);
+        fail_msg("%s", scn_failure());
     }
     if (code != 0)
         capture_dump(S.cap);
@@ -579,9 +555,9 @@ static void provider_watch_and_unwatch_bracket_the_run_and_its_request_reloads(v
     hk_host_free(h);
     S.host = NULL;
     assert_int_equal(atomic_load(&G.destroys), 1);
-    if (S.failure[0]) {
+    if (scn_failure()) {
         capture_dump(S.cap);
-        fail_msg("%s", S.failure);
+        fail_msg("%s", scn_failure());
     }
     assert_int_equal(code, 0);
 }

@@ -976,7 +976,6 @@ static int meet_factory(hk_scope_t *scope, void *data, void **ret_instance) {
     return 0;
 }
 
-
 typedef struct resolver {
     hk_services_t *s;
     const char *key;
@@ -1019,21 +1018,7 @@ static void run_time_cycle_of_singletons_across_threads_fails_instead_of_deadloc
 static atomic_int ready_threads;
 static atomic_int thread_tids[THREADS];
 
-static int current_tid(void) { return (int)syscall(SYS_gettid); }
-
 /* True when the thread sleeps in the kernel (state S or D): it has reached a blocking call. */
-static bool tid_is_blocked(int tid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
-}
 
 /* Every other resolving thread has arrived and sleeps (waits for the singleton). */
 static bool others_blocked(void *arg) {

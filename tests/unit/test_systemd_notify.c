@@ -321,7 +321,6 @@ static int teardown(void **state) {
     return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-
 static hk_host_t *build(hk_builder_t *b) {
     hk_host_t *h = NULL;
     if (hk_builder_build(b, &h) < 0) {
@@ -341,33 +340,9 @@ static hk_host_t *build(hk_builder_t *b) {
 typedef struct scn {
     hk_host_t *host;
     void (*body)(void);
-    pthread_mutex_t mu;
-    char failure[1024];
 } scn_t;
 
-static scn_t S = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void scn_fail(int line, const char *fmt, ...) HK_PRINTF(2, 3);
-static void scn_fail(int line, const char *fmt, ...) {
-    pthread_mutex_lock(&S.mu);
-    if (!S.failure[0]) {
-        int n = snprintf(S.failure, sizeof S.failure, "line %d: ", line);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(S.failure + n, sizeof S.failure - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    pthread_mutex_unlock(&S.mu);
-}
-
-#define CHECK_MSG(cond, ...)                                                                       \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            scn_fail(__LINE__, __VA_ARGS__);                                                       \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-#define CHECK(cond) CHECK_MSG(cond, "%s", #cond)
+static scn_t S;
 
 static bool token_cancelled(void *arg) { return hk_token_is_cancelled(arg); }
 
@@ -384,7 +359,7 @@ static int scenario_execute(hk_service_t *svc, hk_token_t *stopping) {
 
 static void scn_add(hk_builder_t *b, void (*body)(void)) {
     S.body = body;
-    S.failure[0] = '\0';
+    scn_reset();
     assert_int_equal(hk_builder_add_background(b, "scenario", scenario_execute, NULL, NULL), 0);
 }
 
@@ -394,10 +369,10 @@ static int scn_run(hk_host_t *h) {
     int code = hk_host_run(h);
     hk_host_free(h);
     S.host = NULL;
-    if (S.failure[0]) {
+    if (scn_failure()) {
         fake_dump();
         capture_dump(cap);
-        fail_msg("%s", S.failure);
+        fail_msg("%s", scn_failure());
     }
     return code;
 }

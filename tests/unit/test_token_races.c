@@ -28,28 +28,6 @@
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int current_tid(void) { return (int)syscall(SYS_gettid); }
-
-/* True when the thread sleeps in the kernel (state S or D): it has reached its blocking call. */
-static bool tid_is_blocked(int tid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
-}
-
 /* Varies the interleaving from round to round; a delay, never synchronisation. */
 static unsigned next_rand(unsigned *seed) {
     *seed = *seed * 1103515245u + 12345u;

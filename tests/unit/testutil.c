@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Tests run the same whether or not the runner is a systemd unit: drop the
  * variables systemd sets before any test runs (tests that need them set
@@ -104,6 +106,59 @@ bool wait_until(bool (*cond)(void *), void *arg, int timeout_ms) {
             return cond(arg);
         nanosleep(&tick, NULL);
     }
+}
+
+/* ---- scenario checks -------------------------------------------------------- */
+
+static pthread_mutex_t scn_mu = PTHREAD_MUTEX_INITIALIZER;
+static char scn_buf[2048];
+
+void scn_fail(int line, const char *fmt, ...) {
+    pthread_mutex_lock(&scn_mu);
+    if (!scn_buf[0]) { /* the first failure is the one to report */
+        int n = snprintf(scn_buf, sizeof scn_buf, "line %d: ", line);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(scn_buf + n, sizeof scn_buf - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&scn_mu);
+}
+
+const char *scn_failure(void) {
+    pthread_mutex_lock(&scn_mu);
+    const char *f = scn_buf[0] ? scn_buf : NULL;
+    pthread_mutex_unlock(&scn_mu);
+    return f;
+}
+
+void scn_reset(void) {
+    pthread_mutex_lock(&scn_mu);
+    scn_buf[0] = '\0';
+    pthread_mutex_unlock(&scn_mu);
+}
+
+/* ---- time and threads ------------------------------------------------------ */
+
+uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int current_tid(void) { return (int)syscall(SYS_gettid); }
+
+bool tid_is_blocked(int tid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
 }
 
 /* ---- failing allocator ---------------------------------------------------- */
