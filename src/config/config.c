@@ -517,6 +517,13 @@ typedef struct kv {
     const char *value;
 } kv_t;
 
+void hk__config_record_error(hk_config_t *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    record_error(c, hk__vasprintf(fmt, ap));
+    va_end(ap);
+}
+
 static int arg_error(hk_config_t *c, kv_t *pairs, const char *fmt, ...) HK_PRINTF(3, 4);
 static int arg_error(hk_config_t *c, kv_t *pairs, const char *fmt, ...) {
     hk__free(pairs);

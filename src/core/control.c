@@ -1,6 +1,7 @@
 /*
  * The host's control thread: turns signals and hk_host_stop() into stop
- * requests (SIGHUP and hk_config_request_reload into reload requests), enforces the start-up and shutdown deadlines, and performs the
+ * requests (SIGHUP and hk_config_request_reload into reload requests, SIGUSR1
+ * into log file reopening), enforces the start-up and shutdown deadlines, and performs the
  * forced shutdown on a second signal. It exists only inside hk_host_run.
  * Depends on pthreads, POSIX signals, src/log and host_int.h.
  *
@@ -88,7 +89,8 @@ static _Noreturn void forced_shutdown(hk_host_t *host, int sig) {
     hk_log(host->lg_lifetime, HK_LOG_CRITICAL,
            "Forced shutdown: second %s received while stopping; exiting with code %d",
            signame(sig, name, sizeof name), 128 + sig);
-    hk__log_flush(host->log);
+    /* bounded: a blocked terminal must not stop a forced exit */
+    (void)hk__log_flush_timeout(host->log, 2000);
     _exit(128 + sig);
 }
 
@@ -99,6 +101,11 @@ static void request_reload(hk_host_t *host) {
 
 static void on_signal_msg(hk_host_t *host, int sig) {
     char name[32];
+    if (sig == SIGUSR1) {
+        hk_log(host->lg_lifetime, HK_LOG_DEBUG, "Received SIGUSR1; reopening the log files");
+        hk_log_reopen(host->log);
+        return;
+    }
     if (sig == SIGHUP) {
         hk_log(host->lg_lifetime, HK_LOG_DEBUG, "Received SIGHUP; reloading the configuration");
         request_reload(host);
@@ -202,6 +209,7 @@ static void install_signals(hk_host_t *host) {
     sigaction(SIGTERM, &sa, &ctl->old_term);
     sigaction(SIGQUIT, &sa, &ctl->old_quit);
     sigaction(SIGHUP, &sa, &ctl->old_hup);
+    sigaction(SIGUSR1, &sa, &ctl->old_usr1);
     struct sigaction ign;
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
@@ -217,6 +225,7 @@ static void restore_signals(hk__control_t *ctl) {
     sigaction(SIGTERM, &ctl->old_term, NULL);
     sigaction(SIGQUIT, &ctl->old_quit, NULL);
     sigaction(SIGHUP, &ctl->old_hup, NULL);
+    sigaction(SIGUSR1, &ctl->old_usr1, NULL);
     sigaction(SIGPIPE, &ctl->old_pipe, NULL);
     unpublish(&g_sig_fd, &g_sig_writers);
     ctl->owns_signals = false;

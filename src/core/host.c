@@ -417,7 +417,18 @@ static void print_help(hk_builder_t *b, FILE *out) {
             "content root,\nor an environment variable with __ for ':' (Worker__Count=5).\n");
 }
 
+static int build(hk_builder_t *b, hk_host_t **ret_host);
+
+/* A failed build's errors are on their way to the sinks: the program may
+ * exit right after, so they are written before it returns. */
 int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
+    int rc = build(b, ret_host);
+    if (rc < 0 && b)
+        hk__log_flush(b->log);
+    return rc;
+}
+
+static int build(hk_builder_t *b, hk_host_t **ret_host) {
     if (!b || !ret_host)
         return -EINVAL;
     hk_logger_t *lg = hk_log_get(b->log, "hostkit.host");

@@ -72,7 +72,7 @@ typedef struct hk__control {
     uint64_t deadline_ns;
     deadline_kind_t deadline_kind;
     bool owns_signals;
-    struct sigaction old_int, old_term, old_quit, old_pipe, old_hup;
+    struct sigaction old_int, old_term, old_quit, old_pipe, old_hup, old_usr1;
     int signals_seen;       /* control thread only */
 } hk__control_t;
 

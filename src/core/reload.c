@@ -88,15 +88,11 @@ static void reload_now(hk_host_t *h, const char *why) {
     hk_config_t *pending = NULL;
     int rc = hk__config_reload_prepare(h->config, &pending, on_reload_error, &ctx);
     if (rc == 0) {
-        /* Log levels: a bad level name fails the reload like a bad file. */
-        hk_log_t *scratch = NULL;
-        if (hk__log_new(&scratch) == 0) {
-            if (hk__log_configure(scratch, pending) < 0) {
-                for (size_t i = 0; i < hk_config_error_count(pending); i++)
-                    on_reload_error(&ctx, hk_config_error(pending, i));
-                rc = -EINVAL;
-            }
-            hk__log_free(scratch);
+        /* Logging: a bad level name or log file fails the reload like a bad file. */
+        if (hk__log_check(pending) < 0) {
+            for (size_t i = 0; i < hk_config_error_count(pending); i++)
+                on_reload_error(&ctx, hk_config_error(pending, i));
+            rc = -EINVAL;
         }
     }
     /* Options: stage every section against the pending values (every error

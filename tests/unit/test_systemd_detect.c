@@ -280,7 +280,7 @@ static void junk_journal_stream_keeps_the_simple_formatter(void **state) {
 
 static void unknown_formatter_name_is_a_configuration_error(void **state) {
     (void)state;
-    child_case_t c = {.journal_stream = true, .formatter = "json"};
+    child_case_t c = {.journal_stream = true, .formatter = "xml"};
     assert_int_equal(run_child(&c), 78);
     const char *out = slurp();
     if (!strstr(out, "Logging:Console:FormatterName"))

@@ -1,0 +1,440 @@
+/*
+ * The built-in formatters: simple ("info: Cat[0] message", optional
+ * timestamp, colours, scopes), json (one object per line, .NET's
+ * JsonConsoleFormatter shape, valid for any input) and systemd ("<6>Cat[0]
+ * message"). Also .NET-style timestamp formats. Depends on libc, log_int.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log/log_int.h"
+
+static const char *const level_tags[] = {"trce", "dbug", "info", "warn", "fail", "crit"};
+static const char *const level_names[] = {"Trace", "Debug",    "Information", "Warning",
+                                          "Error", "Critical", "None"};
+static const int priorities[] = {7, 7, 6, 4, 3, 2};
+/* .NET's console colours for the level tag, as ANSI sequences. */
+static const char *const level_colors[] = {
+    "\x1b[37m", "\x1b[37m", "\x1b[32m", "\x1b[1m\x1b[33m", "\x1b[30m\x1b[41m", "\x1b[1m\x1b[37m\x1b[41m"};
+static const char color_reset[] = "\x1b[39m\x1b[22m\x1b[49m";
+
+const char *hk_log_level_tag(hk_log_level_t level) {
+    return (unsigned)level < HK_ARRAY_SIZE(level_tags) ? level_tags[level] : "????";
+}
+
+const char *hk_log_level_name(hk_log_level_t level) {
+    return (unsigned)level < HK_ARRAY_SIZE(level_names) ? level_names[level] : "Unknown";
+}
+
+/* ---- timestamps ---- */
+
+/* Broken-down time of a second, cached per thread (localtime_r takes a lock). */
+static void split_time(int64_t ns, bool utc, struct tm *tm, long *frac_ns, long *gmtoff) {
+    static _Thread_local time_t c_sec = -1;
+    static _Thread_local bool c_utc;
+    static _Thread_local struct tm c_tm;
+    time_t s = (time_t)(ns / 1000000000);
+    long f = (long)(ns % 1000000000);
+    if (f < 0) {
+        f += 1000000000;
+        s--;
+    }
+    if (s != c_sec || utc != c_utc) {
+        struct tm t;
+        if (!(utc ? gmtime_r(&s, &t) : localtime_r(&s, &t)))
+            memset(&t, 0, sizeof t);
+        c_tm = t;
+        c_sec = s;
+        c_utc = utc;
+    }
+    *tm = c_tm;
+    *frac_ns = f;
+    *gmtoff = utc ? 0 : c_tm.tm_gmtoff;
+}
+
+static size_t run_of(const char *p, char c) {
+    size_t n = 0;
+    while (p[n] == c)
+        n++;
+    return n;
+}
+
+/*
+ * .NET custom format tokens: yyyy yy MM dd HH hh mm ss f..fffffffff (fraction
+ * digits) tt zzz (+hh:mm) K ('Z' in UTC, else +hh:mm), 'quoted' literals,
+ * \x an escaped character; everything else is copied.
+ */
+static void format_ts(hk__buf_t *b, const char *fmt, int64_t ns, bool utc) {
+    struct tm tm;
+    long frac, off;
+    split_time(ns, utc, &tm, &frac, &off);
+    for (const char *p = fmt; *p;) {
+        size_t n = run_of(p, *p);
+        switch (*p) {
+        case 'y':
+            if (n >= 4)
+                hk__buf_printf(b, "%04d", tm.tm_year + 1900);
+            else
+                hk__buf_printf(b, "%02d", (tm.tm_year + 1900) % 100);
+            break;
+        case 'M':
+            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_mon + 1);
+            break;
+        case 'd':
+            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_mday);
+            break;
+        case 'H':
+            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_hour);
+            break;
+        case 'h':
+            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_hour % 12 ? tm.tm_hour % 12 : 12);
+            break;
+        case 'm':
+            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_min);
+            break;
+        case 's':
+            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_sec);
+            break;
+        case 'f': {
+            size_t digits = n > 9 ? 9 : n;
+            long v = frac;
+            for (size_t i = digits; i < 9; i++)
+                v /= 10;
+            hk__buf_printf(b, "%0*ld", (int)digits, v);
+            break;
+        }
+        case 't':
+            hk__buf_puts(b, tm.tm_hour < 12 ? "AM" : "PM");
+            break;
+        case 'z':
+        case 'K':
+            if (*p == 'K' && utc) {
+                hk__buf_putc(b, 'Z');
+            } else {
+                long a = off < 0 ? -off : off;
+                hk__buf_printf(b, "%c%02ld:%02ld", off < 0 ? '-' : '+', a / 3600, a / 60 % 60);
+            }
+            break;
+        case '\'': {
+            const char *end = strchr(p + 1, '\'');
+            size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
+            hk__buf_put(b, p + 1, len);
+            p += len + 1 + (end ? 1 : 0);
+            continue;
+        }
+        case '\\':
+            if (p[1]) {
+                hk__buf_putc(b, p[1]);
+                p += 2;
+            } else {
+                p++;
+            }
+            continue;
+        default:
+            hk__buf_put(b, p, n);
+            break;
+        }
+        p += n;
+    }
+}
+
+int hk__ts_format_check(const char *fmt) {
+    if (!fmt)
+        return 0;
+    for (const char *p = fmt; *p; p++) {
+        if (*p == '\'') {
+            const char *end = strchr(p + 1, '\'');
+            if (!end)
+                return -EINVAL;
+            p = end;
+        }
+    }
+    return strlen(fmt) <= 64 ? 0 : -EINVAL;
+}
+
+/* ---- JSON ---- */
+
+/* Length of a valid UTF-8 sequence at p (n bytes available), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned char c = p[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (len > n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+void hk__json_string(hk__buf_t *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    hk__buf_reserve(b, n + 2);
+    hk__buf_putc(b, '"');
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            hk__buf_put(b, (const char *)run, (size_t)(p - run));
+        if (p >= end)
+            break;
+        unsigned char c = *p;
+        if (c < 0x80) {
+            char esc[7] = {'\\', 0};
+            switch (c) {
+            case '"': esc[1] = '"'; break;
+            case '\\': esc[1] = '\\'; break;
+            case '\n': esc[1] = 'n'; break;
+            case '\r': esc[1] = 'r'; break;
+            case '\t': esc[1] = 't'; break;
+            case '\b': esc[1] = 'b'; break;
+            case '\f': esc[1] = 'f'; break;
+            default:
+                memcpy(esc + 1, "u00", 3);
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                hk__buf_put(b, esc, 6);
+                p++;
+                continue;
+            }
+            hk__buf_put(b, esc, 2);
+            p++;
+            continue;
+        }
+        size_t len = utf8_len(p, (size_t)(end - p));
+        if (len) {
+            hk__buf_put(b, (const char *)p, len);
+            p += len;
+        } else {
+            hk__buf_put(b, "\\ufffd", 6);
+            p++;
+        }
+    }
+    hk__buf_putc(b, '"');
+}
+
+static void json_key(hk__buf_t *b, const char *k) {
+    hk__json_string(b, k, strlen(k));
+    hk__buf_putc(b, ':');
+}
+
+static void json_value(hk__buf_t *b, const hk_log_value_t *v) {
+    switch (v->type) {
+    case HK_LOG_T_STR:
+        if (v->v.s)
+            hk__json_string(b, v->v.s, strlen(v->v.s));
+        else
+            hk__buf_puts(b, "null");
+        return;
+    case HK_LOG_T_I64:
+    case HK_LOG_T_U64:
+    case HK_LOG_T_BOOL:
+        hk__value_text(b, v);
+        return;
+    case HK_LOG_T_F64:
+        if (isfinite(v->v.d)) {
+            hk__value_text(b, v);
+            return;
+        }
+        break; /* NaN and infinities as strings */
+    case HK_LOG_T_MISSING:
+        hk__buf_puts(b, "null");
+        return;
+    default:
+        break;
+    }
+    hk__buf_t t = {0};
+    hk__value_text(&t, v);
+    hk__json_string(b, t.p ? t.p : "", t.len);
+    hk__buf_free(&t);
+}
+
+static bool seen_before(const hk_log_field_t *f, size_t i) {
+    if (strcmp(f[i].name, "Message") == 0 || strcmp(f[i].name, "{OriginalFormat}") == 0)
+        return true;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(f[j].name, f[i].name) == 0)
+            return true;
+    return false;
+}
+
+static void format_json(hk__buf_t *b, const hk_log_record_t *r, const hk__fmt_opts_t *o) {
+    const char *msg = r->message ? r->message : "";
+    size_t mlen = strlen(msg);
+    hk__buf_reserve(b, mlen * 2 + 256);
+    const char *tsf = o->ts_format ? o->ts_format
+                                   : (o->utc ? "yyyy-MM-ddTHH:mm:ss.ffffffK"
+                                             : "yyyy-MM-ddTHH:mm:ss.ffffffzzz");
+    hk__buf_puts(b, "{\"Timestamp\":\"");
+    size_t ts_at = b->len;
+    format_ts(b, tsf, r->time_ns, o->utc);
+    for (size_t i = ts_at; !b->oom && i < b->len; i++) {
+        unsigned char c = (unsigned char)b->p[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') { /* a literal that needs escaping */
+            hk__buf_t t = {0};
+            format_ts(&t, tsf, r->time_ns, o->utc);
+            b->len = ts_at - 1;
+            hk__json_string(b, t.p ? t.p : "", t.len);
+            hk__buf_free(&t);
+            b->len--; /* reopen the string: the closing quote follows below */
+            break;
+        }
+    }
+    hk__buf_printf(b, "\",\"EventId\":%d,\"LogLevel\":\"%s\",\"Category\":", r->event_id,
+                   hk_log_level_name(r->level));
+    hk__json_string(b, r->category ? r->category : "", r->category ? strlen(r->category) : 0);
+    hk__buf_puts(b, ",\"Message\":");
+    hk__json_string(b, msg, mlen);
+    if (r->err)
+        hk__buf_printf(b, ",\"Errno\":%d", r->err);
+    hk__buf_puts(b, ",\"State\":{\"Message\":");
+    hk__json_string(b, msg, mlen);
+    for (size_t i = 0; i < r->nfields; i++) {
+        if (seen_before(r->fields, i))
+            continue;
+        hk__buf_putc(b, ',');
+        json_key(b, r->fields[i].name);
+        json_value(b, &r->fields[i].value);
+    }
+    if (r->format) {
+        hk__buf_puts(b, ",\"{OriginalFormat}\":");
+        hk__json_string(b, r->format, strlen(r->format));
+    }
+    hk__buf_putc(b, '}');
+    if (r->nscopes) {
+        hk__buf_puts(b, ",\"Scopes\":[");
+        for (size_t i = 0; i < r->nscopes; i++) {
+            if (i)
+                hk__buf_putc(b, ',');
+            hk__buf_putc(b, '{');
+            json_key(b, r->scopes[i].name);
+            json_value(b, &r->scopes[i].value);
+            hk__buf_putc(b, '}');
+        }
+        hk__buf_putc(b, ']');
+    }
+    hk__buf_puts(b, "}\n");
+}
+
+/* ---- simple and systemd ---- */
+
+/* The message on one line: CR and LF as \r and \n, other control bytes as \xHH. */
+static void one_line(hk__buf_t *b, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        const unsigned char *run = p;
+        while (*p >= 0x20 || *p == '\t')
+            p++;
+        if (p > run)
+            hk__buf_put(b, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
+        if (*p == '\n')
+            hk__buf_put(b, "\\n", 2);
+        else if (*p == '\r')
+            hk__buf_put(b, "\\r", 2);
+        else {
+            char esc[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
+            hk__buf_put(b, esc, 4);
+        }
+        p++;
+    }
+}
+
+static void scopes_text(hk__buf_t *b, const hk_log_record_t *r) {
+    for (size_t i = 0; i < r->nscopes; i++) {
+        hk__buf_puts(b, "=> ");
+        one_line(b, r->scopes[i].name);
+        hk__buf_putc(b, '=');
+        hk__buf_t t = {0};
+        hk__value_text(&t, &r->scopes[i].value);
+        if (t.p)
+            one_line(b, t.p);
+        hk__buf_free(&t);
+        hk__buf_putc(b, ' ');
+    }
+}
+
+static void format_text(hk__buf_t *b, const hk_log_record_t *r, const hk__fmt_opts_t *o,
+                        bool systemd) {
+    unsigned lv = (unsigned)r->level < 6 ? (unsigned)r->level : 5;
+    if (systemd) {
+        hk__buf_printf(b, "<%d>", priorities[lv]);
+    } else {
+        if (o->ts_format)
+            format_ts(b, o->ts_format, r->time_ns, o->utc);
+        if (o->colors) {
+            hk__buf_puts(b, level_colors[lv]);
+            hk__buf_puts(b, level_tags[lv]);
+            hk__buf_puts(b, color_reset);
+        } else {
+            hk__buf_puts(b, level_tags[lv]);
+        }
+        hk__buf_put(b, ": ", 2);
+    }
+    one_line(b, r->category ? r->category : "");
+    hk__buf_printf(b, "[%d] ", r->event_id);
+    if (o->include_scopes)
+        scopes_text(b, r);
+    one_line(b, r->message ? r->message : "");
+    hk__buf_putc(b, '\n');
+}
+
+void hk__format(hk__buf_t *b, const hk_log_record_t *rec, const hk__fmt_opts_t *o) {
+    if (o->formatter == FMT_JSON)
+        format_json(b, rec, o);
+    else
+        format_text(b, rec, o, o->formatter == FMT_SYSTEMD);
+}
+
+int hk_log_format_record(const hk_log_record_t *record, const char *formatter, char *buf,
+                         size_t size) {
+    if (!record || !formatter)
+        return -EINVAL;
+    hk__fmt_opts_t o = {0};
+    if (strcmp(formatter, "simple") == 0)
+        o.formatter = FMT_SIMPLE;
+    else if (strcmp(formatter, "json") == 0)
+        o.formatter = FMT_JSON;
+    else if (strcmp(formatter, "systemd") == 0)
+        o.formatter = FMT_SYSTEMD;
+    else
+        return -EINVAL;
+    hk__buf_t b = {0};
+    hk__format(&b, record, &o);
+    if (b.oom) {
+        hk__buf_free(&b);
+        return -ENOMEM;
+    }
+    if (buf && size) {
+        size_t n = b.len < size - 1 ? b.len : size - 1;
+        memcpy(buf, b.p, n);
+        buf[n] = '\0';
+    }
+    int len = (int)b.len;
+    hk__buf_free(&b);
+    return len;
+}
