@@ -398,7 +398,8 @@ int hk__log_new(hk_log_t **ret_log) {
     return 0;
 }
 
-static void process(hk_log_t *log, hk__rec_t *batch, bool sync);
+/* drops: the drop count when the batch was taken (reported after it). */
+static void process(hk_log_t *log, hk__rec_t *batch, uint64_t drops);
 
 void hk__log_free(hk_log_t *log) {
     if (!log)
@@ -412,7 +413,7 @@ void hk__log_free(hk_log_t *log) {
         pthread_join(log->writer, NULL);
     /* what is still queued (a writer that never started) */
     pthread_mutex_lock(&log->wmu);
-    process(log, log->head, true);
+    process(log, log->head, atomic_load(&log->dropped));
     log->head = log->tail = NULL;
     hk__console_flush(&log->console, &log->errors);
     hk__buf_free(&log->console.out);
@@ -620,8 +621,9 @@ static void self_report(hk_log_t *log, hk_log_level_t level, const char *fmt, ..
     hk__free(rec);
 }
 
-/* Under wmu. Frees the records. */
-static void process(hk_log_t *log, hk__rec_t *batch, bool sync) {
+/* Under wmu. Frees the records. Messages dropped before the batch was taken
+ * were dropped after every message in it was queued: reported after it. */
+static void process(hk_log_t *log, hk__rec_t *batch, uint64_t drops) {
     if (atomic_exchange(&log->reopen, false)) {
         hk__file_reopen(&log->file, &log->errors);
         for (size_t i = 0; i < log->ncustom; i++)
@@ -633,8 +635,8 @@ static void process(hk_log_t *log, hk__rec_t *batch, bool sync) {
         write_record(log, r->logger, &r->r);
         hk__free(r);
     }
-    uint64_t dropped = atomic_load(&log->dropped);
-    if (dropped != log->dropped_reported) {
+    uint64_t dropped = drops;
+    if (dropped > log->dropped_reported) {
         uint64_t n = dropped - log->dropped_reported;
         log->dropped_reported = dropped;
         self_report(log, HK_LOG_WARN, "%llu log message%s dropped (queue full, QueueFullMode=DropWrite)",
@@ -644,7 +646,6 @@ static void process(hk_log_t *log, hk__rec_t *batch, bool sync) {
         log->file.failed = false;
         self_report(log, HK_LOG_ERROR, "Cannot open the log file %s", log->file.path);
     }
-    (void)sync;
     hk__console_flush(&log->console, &log->errors);
     hk__file_flush(&log->file, &log->errors);
     for (size_t i = 0; i < log->ncustom; i++)
@@ -666,6 +667,7 @@ static void *writer_main(void *arg) {
             break;
         hk__rec_t *batch = log->head;
         size_t n = log->qlen;
+        uint64_t drops = atomic_load(&log->dropped);
         log->head = log->tail = NULL;
         log->qlen = 0;
         if (log->space_waiters)
@@ -673,7 +675,7 @@ static void *writer_main(void *arg) {
         pthread_mutex_unlock(&log->qmu);
 
         pthread_mutex_lock(&log->wmu);
-        process(log, batch, false);
+        process(log, batch, drops);
         pthread_mutex_unlock(&log->wmu);
 
         pthread_mutex_lock(&log->qmu);
@@ -705,14 +707,14 @@ static void enqueue(hk_log_t *log, hk__rec_t *rec) {
         pthread_mutex_unlock(&log->qmu);
         atomic_fetch_add_explicit(&log->counts[level], 1, memory_order_relaxed);
         pthread_mutex_lock(&log->wmu);
-        process(log, rec, true);
+        process(log, rec, atomic_load(&log->dropped));
         pthread_mutex_unlock(&log->wmu);
         return;
     }
     while (log->qlen >= log->max_queue && tl_writer_of != log && !log->stopping) {
         if (log->full_mode == FULL_DROP) {
+            atomic_fetch_add_explicit(&log->dropped, 1, memory_order_relaxed); /* under qmu */
             pthread_mutex_unlock(&log->qmu);
-            atomic_fetch_add_explicit(&log->dropped, 1, memory_order_relaxed);
             hk__free(rec);
             return;
         }
