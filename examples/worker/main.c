@@ -133,8 +133,12 @@ static int worker_execute(hk_service_t *svc, hk_token_t *stopping) {
             hk_scope_free(scope);
             return hk_service_fail(svc, rc, "%s", hk_services_last_error());
         }
-        hk_info(w->log, "Worker %d running at %s", w->id, timestamp(ts, sizeof ts));
-        hk_debug(w->log, "Worker %d finished run %ld", w->id, ctx->number);
+        /* Structured logging: named holes, and a scope every line of this run carries. */
+        hk_log_scope_t run_scope;
+        hk_log_scope_begin(&run_scope, "Run", ctx->number);
+        hk_log_info(w->log, "Worker {WorkerId} running at {Time}", w->id, timestamp(ts, sizeof ts));
+        hk_log_debug(w->log, "Worker {WorkerId} finished run {Run}", w->id, ctx->number);
+        hk_log_scope_end(&run_scope);
         hk_scope_free(scope);
 
         if (fail_after >= 0) {
@@ -169,7 +173,7 @@ static int audit_start(hk_service_t *svc, hk_token_t *token) {
     hk_options_release(a->opts, o);
     if (fail)
         return hk_service_fail(svc, -EIO, "simulated start failure (Worker:FailStart=true)");
-    hk_info(a->log, "Audit started: watching %lld workers", count);
+    hk_log_info(a->log, "Audit started: watching {Workers} workers", count);
     return 0;
 }
 
@@ -183,7 +187,7 @@ static int audit_stop(hk_service_t *svc, hk_token_t *token) {
     (void)token;
     audit_t *a = hk_service_data(svc);
     stats_t *stats = hk_service_instance(svc);
-    hk_info(a->log, "Audit counted %ld worker runs", (long)atomic_load(&stats->runs));
+    hk_log_info(a->log, "Audit counted {Runs} worker runs", (long)atomic_load(&stats->runs));
     hk_info(a->log, "Audit stopped");
     return 0;
 }
