@@ -30,6 +30,33 @@ const char *hk_log_level_name(hk_log_level_t level) {
     return (unsigned)level < HK_ARRAY_SIZE(level_names) ? level_names[level] : "Unknown";
 }
 
+/* Appends v in decimal, zero-padded to at least width digits (no printf). */
+static void put_uint(hk__buf_t *b, unsigned long v, int width) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < (int)sizeof tmp);
+    while (n < width && n < (int)sizeof tmp)
+        tmp[n++] = '0';
+    hk__buf_reserve(b, (size_t)n);
+    if (b->oom)
+        return;
+    while (n > 0)
+        b->p[b->len++] = tmp[--n];
+    b->p[b->len] = '\0';
+}
+
+static void put_int(hk__buf_t *b, long v) {
+    if (v < 0) {
+        hk__buf_putc(b, '-');
+        put_uint(b, (unsigned long)(-(v + 1)) + 1, 1);
+    } else {
+        put_uint(b, (unsigned long)v, 1);
+    }
+}
+
 /* ---- timestamps ---- */
 
 /* Broken-down time of a second, cached per thread (localtime_r takes a lock). */
@@ -77,34 +104,34 @@ static void format_ts(hk__buf_t *b, const char *fmt, int64_t ns, bool utc) {
         switch (*p) {
         case 'y':
             if (n >= 4)
-                hk__buf_printf(b, "%04d", tm.tm_year + 1900);
+                put_uint(b, (unsigned long)(tm.tm_year + 1900), 4);
             else
-                hk__buf_printf(b, "%02d", (tm.tm_year + 1900) % 100);
+                put_uint(b, (unsigned long)((tm.tm_year + 1900) % 100), 2);
             break;
         case 'M':
-            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_mon + 1);
+            put_uint(b, (unsigned long)(tm.tm_mon + 1), n >= 2 ? 2 : 1);
             break;
         case 'd':
-            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_mday);
+            put_uint(b, (unsigned long)tm.tm_mday, n >= 2 ? 2 : 1);
             break;
         case 'H':
-            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_hour);
+            put_uint(b, (unsigned long)tm.tm_hour, n >= 2 ? 2 : 1);
             break;
         case 'h':
-            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_hour % 12 ? tm.tm_hour % 12 : 12);
+            put_uint(b, (unsigned long)(tm.tm_hour % 12 ? tm.tm_hour % 12 : 12), n >= 2 ? 2 : 1);
             break;
         case 'm':
-            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_min);
+            put_uint(b, (unsigned long)tm.tm_min, n >= 2 ? 2 : 1);
             break;
         case 's':
-            hk__buf_printf(b, n >= 2 ? "%02d" : "%d", tm.tm_sec);
+            put_uint(b, (unsigned long)tm.tm_sec, n >= 2 ? 2 : 1);
             break;
         case 'f': {
             size_t digits = n > 9 ? 9 : n;
             long v = frac;
             for (size_t i = digits; i < 9; i++)
                 v /= 10;
-            hk__buf_printf(b, "%0*ld", (int)digits, v);
+            put_uint(b, (unsigned long)v, (int)digits);
             break;
         }
         case 't':
@@ -116,7 +143,10 @@ static void format_ts(hk__buf_t *b, const char *fmt, int64_t ns, bool utc) {
                 hk__buf_putc(b, 'Z');
             } else {
                 long a = off < 0 ? -off : off;
-                hk__buf_printf(b, "%c%02ld:%02ld", off < 0 ? '-' : '+', a / 3600, a / 60 % 60);
+                hk__buf_putc(b, off < 0 ? '-' : '+');
+                put_uint(b, (unsigned long)(a / 3600), 2);
+                hk__buf_putc(b, ':');
+                put_uint(b, (unsigned long)(a / 60 % 60), 2);
             }
             break;
         case '\'': {
@@ -302,8 +332,11 @@ static void format_json(hk__buf_t *b, const hk_log_record_t *r, const hk__fmt_op
             break;
         }
     }
-    hk__buf_printf(b, "\",\"EventId\":%d,\"LogLevel\":\"%s\",\"Category\":", r->event_id,
-                   hk_log_level_name(r->level));
+    hk__buf_puts(b, "\",\"EventId\":");
+    put_int(b, r->event_id);
+    hk__buf_puts(b, ",\"LogLevel\":\"");
+    hk__buf_puts(b, hk_log_level_name(r->level));
+    hk__buf_puts(b, "\",\"Category\":");
     hk__json_string(b, r->category ? r->category : "", r->category ? strlen(r->category) : 0);
     hk__buf_puts(b, ",\"Message\":");
     hk__json_string(b, msg, mlen);
@@ -382,7 +415,8 @@ static void format_text(hk__buf_t *b, const hk_log_record_t *r, const hk__fmt_op
                         bool systemd) {
     unsigned lv = (unsigned)r->level < 6 ? (unsigned)r->level : 5;
     if (systemd) {
-        hk__buf_printf(b, "<%d>", priorities[lv]);
+        char pri[4] = {'<', (char)('0' + priorities[lv]), '>', 0};
+        hk__buf_put(b, pri, 3);
     } else {
         if (o->ts_format)
             format_ts(b, o->ts_format, r->time_ns, o->utc);
@@ -396,7 +430,9 @@ static void format_text(hk__buf_t *b, const hk_log_record_t *r, const hk__fmt_op
         hk__buf_put(b, ": ", 2);
     }
     one_line(b, r->category ? r->category : "");
-    hk__buf_printf(b, "[%d] ", r->event_id);
+    hk__buf_putc(b, '[');
+    put_int(b, r->event_id);
+    hk__buf_put(b, "] ", 2);
     if (o->include_scopes)
         scopes_text(b, r);
     one_line(b, r->message ? r->message : "");
