@@ -98,24 +98,45 @@ void hk__fmt_value(char *buf, size_t len, double v) {
         snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    /* The fewest significant digits that read back as the same double,
-     * written without an exponent for 1e-4 <= |v| < 1e21 (so 10 is "10",
-     * not "1e+01", and counters read as integers). */
+    /* Whole numbers (counters, bucket counts, most gauges): digits directly. */
+    if (fabs(v) < 1e15 && v == (double)(int64_t)v) {
+        char tmp[24];
+        int64_t n = (int64_t)v;
+        uint64_t u = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
+        size_t i = sizeof tmp;
+        tmp[--i] = '\0';
+        do {
+            tmp[--i] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (n < 0)
+            tmp[--i] = '-';
+        snprintf(buf, len, "%s", tmp + i);
+        return;
+    }
+    /* The fewest significant digits that read back as the same double: a
+     * decimal of at most 15 digits is the only one of its length that rounds
+     * to its double, so the first of 15, 16, 17 digits that reads back,
+     * without its trailing zeros, is the shortest. Written without an
+     * exponent for 1e-4 <= |v| < 1e21 (0.005, not 5e-03). */
     char e[40];
-    int p = 1;
+    int p = 15;
     for (; p < 17; p++) {
         snprintf(e, sizeof e, "%.*e", p - 1, v);
         if (strtod(e, NULL) == v)
             break;
     }
     snprintf(e, sizeof e, "%.*e", p - 1, v);
-    int x = atoi(strchr(e, 'e') + 1); /* decimal exponent */
+    char *ex = strchr(e, 'e');
+    for (const char *z = ex - 1; *z == '0' && p > 1; z--)
+        p--;
+    int x = atoi(ex + 1); /* decimal exponent */
     if (x >= -4 && x < 21) {
         snprintf(buf, len, "%.*f", p - 1 - x > 0 ? p - 1 - x : 0, v);
         if (strtod(buf, NULL) == v)
             return;
     }
-    snprintf(buf, len, "%s", e);
+    snprintf(buf, len, "%.*e", p - 1, v);
 }
 
 static void put_value(hk_scrape_t *s, double v) {
@@ -350,8 +371,10 @@ int hk_metrics_write(hk_metrics_t *m, hk_metrics_write_cb cb, void *arg) {
     hk_metric_t **fams = hk__malloc((nfams ? nfams : 1) * sizeof *fams);
     hk__collector_t *cols = hk__malloc((ncols ? ncols : 1) * sizeof *cols);
     if (fams && cols) {
-        memcpy(fams, m->fams, nfams * sizeof *fams);
-        memcpy(cols, m->cols, ncols * sizeof *cols);
+        if (nfams)
+            memcpy(fams, m->fams, nfams * sizeof *fams);
+        if (ncols)
+            memcpy(cols, m->cols, ncols * sizeof *cols);
     } else {
         s->err = -ENOMEM;
     }
