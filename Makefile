@@ -2,7 +2,8 @@
 # wires the set-up contract: make, make demo, make test, make test-asan,
 # make test-tsan, make install PREFIX=..., make clean; also make fuzz
 # (libFuzzer, clang), make bench (hostkit against its peers; SCENARIO=name
-# for one), make bench-config and make bench-services (not tests).
+# for one), make bench-config, make bench-services and make bench-metrics
+# (not tests).
 BUILD      ?= build
 PREFIX     ?= /usr/local
 BUILD_TYPE ?= RelWithDebInfo
@@ -13,7 +14,7 @@ SCENARIO   ?=
 
 CMAKE_GEN = cmake -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-.PHONY: all build deps demo test test-asan test-tsan fuzz bench bench-config bench-services install clean
+.PHONY: all build deps demo test test-asan test-tsan fuzz bench bench-config bench-services bench-metrics install clean
 
 all: build
 
@@ -81,6 +82,11 @@ bench-config: deps build-bench/build.ninja
 bench-services: deps build-bench/build.ninja
 	cmake --build build-bench -j $(JOBS) --target bench_services
 	build-bench/bin/bench_services
+
+# Metrics benchmark (bench/metrics): same Release build, run once.
+bench-metrics: deps build-bench/build.ninja
+	cmake --build build-bench -j $(JOBS) --target bench_metrics
+	build-bench/bin/bench_metrics
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

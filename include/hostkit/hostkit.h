@@ -9,6 +9,7 @@
 #include "config.h"
 #include "host.h"
 #include "log.h"
+#include "metrics.h"
 #include "services.h"
 #include "systemd.h"
 #include "token.h"

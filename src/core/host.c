@@ -53,6 +53,7 @@ struct hk_builder_s {
     hk_options_t **opts;
     size_t nopts;
     hk_services_t *services;
+    hk_metrics_t *metrics; /* with the process collector; moves into the host */
     hk__listen_t listen; /* socket activation, read once at creation */
     hk_service_t **svcs;
     size_t nsvcs, cap;
@@ -99,7 +100,8 @@ hk_builder_t *hk_builder_new(int argc, char **argv) {
     const char *slash = strrchr(prog, '/');
     b->prog = hk__strdup(slash ? slash + 1 : prog);
     if (!b->prog || hk_config_new(&b->config) < 0 || hk__log_new(&b->log) < 0 ||
-        hk_services_new(&b->services) < 0)
+        hk_services_new(&b->services) < 0 || hk_metrics_new(&b->metrics) < 0 ||
+        hk_metrics_add_process_collector(b->metrics) < 0)
         goto fail;
     /* Host configuration first (environment, command line): it decides which files to read. */
     if (hk_config_add_env(b->config, environ) < 0)
@@ -186,6 +188,7 @@ void hk_builder_free(hk_builder_t *b) {
     free_services(b->svcs, b->nsvcs);
     hk__free(b->svcs);
     hk_services_free(b->services);
+    hk_metrics_free(b->metrics);
     hk__listen_free(&b->listen);
     for (size_t i = 0; i < b->nerrors; i++)
         hk__free(b->errors[i]);
@@ -205,6 +208,7 @@ void hk_builder_free(hk_builder_t *b) {
 
 hk_config_t *hk_builder_config(hk_builder_t *b) { return b ? b->config : NULL; }
 hk_services_t *hk_builder_services(hk_builder_t *b) { return b ? b->services : NULL; }
+hk_metrics_t *hk_builder_metrics(hk_builder_t *b) { return b ? b->metrics : NULL; }
 hk_log_t *hk_builder_log(hk_builder_t *b) { return b ? b->log : NULL; }
 hk_logger_t *hk_builder_logger(hk_builder_t *b, const char *category) {
     return b ? hk_log_get(b->log, category) : NULL;
@@ -582,6 +586,8 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
     b->nopts = 0;
     h->services = b->services;
     b->services = NULL;
+    h->metrics = b->metrics;
+    b->metrics = NULL;
     h->listen = b->listen;
     memset(&b->listen, 0, sizeof b->listen);
     b->config = NULL;
@@ -629,6 +635,7 @@ hk_token_t *hk_host_stopping(hk_host_t *h) { return h ? h->stopping : NULL; }
 hk_token_t *hk_host_stopped(hk_host_t *h) { return h ? h->stopped : NULL; }
 hk_config_t *hk_host_config(hk_host_t *h) { return h ? h->config : NULL; }
 hk_services_t *hk_host_services(hk_host_t *h) { return h ? h->services : NULL; }
+hk_metrics_t *hk_host_metrics(hk_host_t *h) { return h ? h->metrics : NULL; }
 hk_log_t *hk_host_log(hk_host_t *h) { return h ? h->log : NULL; }
 hk_logger_t *hk_host_logger(hk_host_t *h, const char *category) {
     return h ? hk_log_get(h->log, category) : NULL;
@@ -644,6 +651,7 @@ static void host_free_core(hk_host_t *h) {
         hk__service_destroy_data(h->svcs[i]);
     /* Singletons outlive every service (which may have used them). */
     hk_services_free(h->services);
+    hk_metrics_free(h->metrics); /* after the services: they may hold metric handles */
     for (size_t i = 0; i < h->nsvcs; i++)
         hk__service_free(h->svcs[i]);
     hk__free(h->svcs);

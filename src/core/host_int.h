@@ -13,6 +13,7 @@
 
 #include "common/common.h"
 #include "hostkit/host.h"
+#include "hostkit/metrics.h"
 #include "hostkit/options.h"
 #include "hostkit/systemd.h"
 #include "systemd/systemd_int.h"
@@ -89,6 +90,7 @@ struct hk_host_s {
     hk_options_t **opts;
     size_t nopts;
     hk_services_t *services;
+    hk_metrics_t *metrics;
 
     /* configuration reload (src/core/reload.c) */
     struct hk__config_watcher *watchers; /* on_config_change registrations */

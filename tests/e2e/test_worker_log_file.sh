@@ -39,7 +39,7 @@ assert_text "$T/rot.log" "Application is shutting down..."
 assert_no_text "$T/rot.log.1" "Application is shutting down..."
 
 step "size rolling: MaxFileSizeBytes=2000, MaxFiles=3"
-start_worker roll --Worker:IntervalMs=1 --Logging:File:Path=roll.log \
+start_worker rolling --Worker:IntervalMs=1 --Logging:File:Path=roll.log \
     --Logging:File:MaxFileSizeBytes=2000 --Logging:File:MaxFiles=3
 wait_started
 wait_until "$DEADLINE" "roll.log.2 to appear" test -f "$T/roll.log.2"
