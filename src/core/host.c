@@ -1161,7 +1161,29 @@ static void hold_dependents(hk_host_t *h, hk_service_t *svc) {
         hk_log(h->lg_host, HK_LOG_INFO, "Stopping service %s: it depends on %s, which restarts",
                d->name, svc->name);
         d->held = true;
-        stop_for_restart(h, d);
+        d->stop_pending = true;
+    }
+}
+
+/* Stops, in reverse start order, each service waiting to be stopped for a
+ * restart whose dependents are down (stop returned, execute joined). Called
+ * again whenever a held service's thread returns. */
+static void advance_stops(hk_host_t *h) {
+    for (size_t k = h->nsvcs; k-- > 0;) {
+        hk_service_t *svc = h->svcs[h->order[k]];
+        if (!svc->stop_pending)
+            continue;
+        bool ready = true;
+        for (size_t j = 0; j < h->nsvcs && ready; j++) {
+            hk_service_t *o = h->svcs[j];
+            for (size_t d = 0; d < o->ndeps && ready; d++)
+                if (h->svcs[o->deps[d]] == svc && (o->stop_pending || task_running(&o->exec)))
+                    ready = false;
+        }
+        if (!ready)
+            continue;
+        svc->stop_pending = false;
+        stop_for_restart(h, svc);
     }
 }
 
@@ -1203,8 +1225,9 @@ static void supervise_failure(hk_host_t *h, hk_service_t *svc, int rc, const cha
            "Service %s failed: %s; restarting in %llu ms (attempt %u, backoff up to %llu ms)", svc->name,
            why, (unsigned long long)delay, attempt, (unsigned long long)cap);
     hold_dependents(h, svc);
-    stop_for_restart(h, svc);
+    svc->stop_pending = svc->started;
     hk__svc_set_state(svc, HK_SERVICE_BACKING_OFF);
+    advance_stops(h);
     svc->restart_pending = true;
     uv_timer_start(&svc->backoff, on_backoff, delay, 0);
 }
@@ -1263,7 +1286,7 @@ fail:
 static void restart_held(hk_host_t *h) {
     for (size_t k = 0; k < h->nsvcs; k++) {
         hk_service_t *svc = h->svcs[h->order[k]];
-        if (!svc->held || task_running(&svc->exec) || stop_requested(h))
+        if (!svc->held || svc->stop_pending || task_running(&svc->exec) || stop_requested(h))
             continue;
         bool ready = true;
         for (size_t d = 0; d < svc->ndeps && ready; d++) {
@@ -1289,9 +1312,9 @@ static void try_restarts(hk_host_t *h) {
         if (!svc->restart_pending || uv_is_active((uv_handle_t *)&svc->backoff))
             continue;
         mark_dependents(h, svc);
-        bool waiting = false;
+        bool waiting = svc->stop_pending;
         for (size_t i = 0; i < h->nsvcs && !waiting; i++)
-            waiting = h->svcs[i]->mark && task_running(&h->svcs[i]->exec);
+            waiting = h->svcs[i]->mark && (h->svcs[i]->stop_pending || task_running(&h->svcs[i]->exec));
         if (waiting)
             continue; /* a dependent's thread has not returned yet: on_exec_exit calls again */
         svc->restart_pending = false;
@@ -1307,6 +1330,8 @@ static void on_exec_exit(hk_host_t *h, hk_service_t *svc, int rc) {
     if (svc->held) { /* stopped for a dependency's restart */
         hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
         hk__svc_set_state(svc, h->phase >= PHASE_STOPPING ? HK_SERVICE_STOPPED : HK_SERVICE_BACKING_OFF);
+        if (h->phase < PHASE_STOPPING)
+            advance_stops(h);
         try_restarts(h);
         return;
     }
@@ -1511,9 +1536,10 @@ static void stop_services(hk_host_t *h, bool was_started) {
         hk_service_t *svc = h->svcs[i];
         if (svc->backoff_open)
             uv_timer_stop(&svc->backoff);
-        if ((svc->restart_pending || svc->held) && !task_running(&svc->exec))
+        if ((svc->restart_pending || svc->held) && !svc->started && !task_running(&svc->exec))
             hk__svc_set_state(svc, HK_SERVICE_STOPPED);
         svc->restart_pending = false;
+        svc->stop_pending = false; /* still started: the shutdown stops it in order */
     }
 
     for (size_t i = h->nsvcs; i-- > 0 && !h->has_deps;) {

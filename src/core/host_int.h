@@ -57,6 +57,7 @@ struct hk_service_s {
     bool restart_pending; /* its backoff timer runs or it waits for held dependents */
     bool mark;            /* scratch for dependents walks */
     bool stop_launched;   /* shutdown with dependencies: its stop phase began */
+    bool stop_pending;    /* to be stopped for a restart once its dependents are down */
     int cstate;           /* concurrent start with dependencies */
     uv_timer_t backoff;
     bool backoff_open;
