@@ -7,14 +7,15 @@
  * services and returns the process exit code:
  *
  *      0  graceful stop
- *      1  a service failed to start, failed while running (StopHost), failed
- *         to stop or did not stop in time; also a host that cannot be built
+ *      1  a service failed to start, failed while running (StopHost), was
+ *         given up by its restart policy, failed to stop or did not stop in
+ *         time; also a host that cannot be built
  *     64  malformed command line
  *     78  invalid configuration
  *  128+N  forced by a second signal N (130 for a second Ctrl+C)
  *
  * Services. A service has a name and up to three callbacks:
- *  - start(svc, token): on the host thread, in registration order, before
+ *  - start(svc, token): on the host thread, in registration order (dependencies first), before
  *    the host counts as started; may block start-up (keep it short). The
  *    token is cancelled when a stop is requested or the start-up timeout
  *    expires. Loop services create their libuv handles here. With
@@ -25,13 +26,25 @@
  *    has succeeded); the host does not wait for it to finish.
  *    Returns 0 when it finished its work (the host keeps running) or a
  *    negative errno value on failure (see Host:BackgroundServiceException-
- *    Behavior). `stopping` is cancelled when the host stops.
- *  - stop(svc, token): on the host thread, in reverse registration order,
+ *    Behavior and the restart policy). `stopping` is cancelled when the host
+ *    stops (or the service is stopped for a restart); each restart gets a
+ *    new one.
+ *  - stop(svc, token): on the host thread, in reverse (dependency) order,
  *    after every stopping token was cancelled (with
  *    Host:ServicesStopConcurrently: each on a thread of its own). The token
  *    is cancelled when the shutdown timeout expires.
  * A service with execute is a "background service"; one with only start/stop
  * is a "hosted service". Both may be combined.
+ *
+ * Supervision (docs/supervision.md). A service may declare the services it
+ * depends on (def.depends_on): starts follow dependency order (ties: the
+ * registration order above), stops the reverse; unknown names and cycles
+ * fail the build (78). A restart policy (def.restart, or configuration
+ * Services:{Name}:Restart:*) restarts a failed execute with exponential
+ * backoff and full jitter, stopping and restarting its dependents; too many
+ * failures in the window give it up and stop the host with exit code 1.
+ * execute may return HK_SERVICE_DONE or HK_SERVICE_STOP_HOST. Every service
+ * has a state (hk_host_service_status, any thread).
  *
  * Phases (details, diagram and threading model in docs/host.md):
  *   run: start services -> started -> loop -> stop requested -> stopping

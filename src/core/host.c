@@ -1274,8 +1274,8 @@ static bool restart_service(hk_host_t *h, hk_service_t *svc) {
         snprintf(why, sizeof why, "cannot create its thread: %s", hk_strerror(rc));
         goto fail;
     }
-    hk__svc_set_state(svc, HK_SERVICE_RUNNING);
     hk_log(h->lg_host, HK_LOG_INFO, "Service %s restarted", svc->name);
+    hk__svc_set_state(svc, HK_SERVICE_RUNNING);
     return true;
 fail:
     supervise_failure(h, svc, rc, why);

@@ -197,6 +197,11 @@ static int s_start(hk_service_t *svc, hk_token_t *token) {
     return 0;
 }
 
+static bool d2_ran_twice(void *arg) {
+    (void)arg;
+    return rec_nth("exec", "D2", 2) >= 0;
+}
+
 static void dependents_restart_after_the_failed_service(void **state) {
     (void)state;
     atomic_store(&s_runs, 0);
@@ -214,6 +219,7 @@ static void dependents_restart_after_the_failed_service(void **state) {
     wait_state(r.h, "S", HK_SERVICE_RUNNING, 1);
     wait_state(r.h, "D2", HK_SERVICE_RUNNING, 1);
     wait_state(r.h, "D1", HK_SERVICE_RUNNING, 1);
+    assert_true(wait_until(d2_ran_twice, NULL, 10000)); /* Running once its thread is launched */
     /* stopped in reverse order, then S, then the dependents in order */
     int d2_end = rec_nth("exec-end", "D2", 1), d1_stop = rec_nth("stop", "D1", 1);
     int s2 = rec_nth("start", "S", 2), d1_start2 = rec_nth("start", "D1", 2);

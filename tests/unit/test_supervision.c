@@ -42,6 +42,21 @@ static int flaky_exec(hk_service_t *svc, hk_token_t *stopping) {
     return 0;
 }
 
+typedef struct runs_wait {
+    flaky_t *f;
+    int n;
+} runs_wait_t;
+static bool runs_reached(void *arg) {
+    runs_wait_t *w = arg;
+    return atomic_load(&w->f->runs) >= w->n;
+}
+/* The state turns Running when the thread is launched: wait for it to run. */
+#define wait_runs(f_, n_)                                                                          \
+    do {                                                                                           \
+        runs_wait_t rw_ = {(f_), (n_)};                                                            \
+        assert_true(wait_until(runs_reached, &rw_, 10000));                                        \
+    } while (0)
+
 static flaky_t *flaky(flaky_t *f, const char *name, int fail_runs, int rc) {
     memset(f, 0, sizeof *f);
     snprintf(f->name, sizeof f->name, "%s", name);
@@ -114,6 +129,7 @@ static void restart_delays_double_up_to_the_maximum(void **state) {
     bg_run_t r;
     bg_start(&r, b);
     wait_state(r.h, "flaky", HK_SERVICE_RUNNING, 5);
+    wait_runs(&f, 6);
     assert_int_equal(atomic_load(&f.runs), 6);
     assert_logged("warn: hostkit.host[0] Service flaky failed: boom 1 (Input/output error); restarting "
                   "in 1 ms (attempt 1, backoff up to 1 ms)");
@@ -167,6 +183,7 @@ static void on_failure_restarts_until_it_runs(void **state) {
     bg_run_t r;
     bg_start(&r, b);
     wait_state(r.h, "flaky", HK_SERVICE_RUNNING, 3);
+    wait_runs(&f, 4);
     hk_service_status_t s = status_of(r.h, "flaky");
     assert_int_equal(s.restarts, 3);
     assert_int_equal(s.last_error, -ECONNREFUSED);
@@ -202,6 +219,7 @@ static void always_restarts_a_service_that_returns_0(void **state) {
     bg_run_t r;
     bg_start(&r, b);
     wait_state(r.h, "flaky", HK_SERVICE_RUNNING, 2);
+    wait_runs(&f, 3);
     assert_int_equal(atomic_load(&f.runs), 3);
     assert_logged("Service flaky failed: execute returned 0 (Restart:Policy=always); restarting in 0 ms "
                   "(attempt 1, backoff up to 100 ms)");
@@ -283,6 +301,7 @@ static void failures_outside_the_window_are_forgotten(void **state) {
     bg_run_t r;
     bg_start(&r, b);
     wait_state(r.h, "flaky", HK_SERVICE_RUNNING, 10);
+    wait_runs(&f, 11);
     assert_int_equal(atomic_load(&f.runs), 11);
     assert_not_logged("giving up");
     /* each failure is the first in its window: the backoff starts over */
@@ -406,6 +425,7 @@ static void each_restart_gets_a_fresh_token_and_scope(void **state) {
     bg_run_t r;
     bg_start(&r, b);
     wait_state(r.h, "flaky", HK_SERVICE_RUNNING, 2);
+    wait_runs(&f, 3);
     assert_int_equal(bg_stop_join(&r), 0);
     assert_int_equal(atomic_load(&f.runs), 3);
     for (int i = 0; i < 3; i++)
