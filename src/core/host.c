@@ -407,6 +407,8 @@ static void print_help(hk_builder_t *b, FILE *out) {
             "SIGHUP reloads either way)\n"
             "  --Logging:Console:FormatterName <simple|systemd>  line format (default: systemd when "
             "stderr is the journal)\n"
+            "  --Services:<name>:Restart:Policy <never|on-failure|always>  restart a failed background "
+            "service (default: never; also BackoffInitialMs, BackoffMaxMs, MaxRestarts, WithinSeconds)\n"
             "  --Systemd:ExtendTimeoutSeconds <number>           ask systemd for more time in slow "
             "start/stop phases (default: 0, off)\n"
             "\nSwitches:\n"
