@@ -10,7 +10,11 @@
  * "audit" gets Stats as its instance and reports the total when it stops.
  * Knobs to see failure behaviour: Worker:FailAfterMs (worker-1 fails),
  * Worker:HangOnStopMs (worker-1 ignores cancellation that long),
- * Worker:FailStart=true (audit fails to start). Depends on libhostkit only.
+ * Worker:FailStart=true (audit fails to start). With a restart policy,
+ * --Services:worker-1:Restart:Policy=on-failure --Worker:FailAfterMs=100,
+ * worker-1 keeps failing and is restarted with growing backoff until the
+ * intensity limit gives it up and stops the host with exit code 1 (see
+ * docs/supervision.md). Depends on libhostkit only.
  */
 #include <errno.h>
 #include <stdatomic.h>

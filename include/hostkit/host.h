@@ -7,14 +7,15 @@
  * services and returns the process exit code:
  *
  *      0  graceful stop
- *      1  a service failed to start, failed while running (StopHost), failed
- *         to stop or did not stop in time; also a host that cannot be built
+ *      1  a service failed to start, failed while running (StopHost), was
+ *         given up by its restart policy, failed to stop or did not stop in
+ *         time; also a host that cannot be built
  *     64  malformed command line
  *     78  invalid configuration
  *  128+N  forced by a second signal N (130 for a second Ctrl+C)
  *
  * Services. A service has a name and up to three callbacks:
- *  - start(svc, token): on the host thread, in registration order, before
+ *  - start(svc, token): on the host thread, in registration order (dependencies first), before
  *    the host counts as started; may block start-up (keep it short). The
  *    token is cancelled when a stop is requested or the start-up timeout
  *    expires. Loop services create their libuv handles here. With
@@ -25,13 +26,25 @@
  *    has succeeded); the host does not wait for it to finish.
  *    Returns 0 when it finished its work (the host keeps running) or a
  *    negative errno value on failure (see Host:BackgroundServiceException-
- *    Behavior). `stopping` is cancelled when the host stops.
- *  - stop(svc, token): on the host thread, in reverse registration order,
+ *    Behavior and the restart policy). `stopping` is cancelled when the host
+ *    stops (or the service is stopped for a restart); each restart gets a
+ *    new one.
+ *  - stop(svc, token): on the host thread, in reverse (dependency) order,
  *    after every stopping token was cancelled (with
  *    Host:ServicesStopConcurrently: each on a thread of its own). The token
  *    is cancelled when the shutdown timeout expires.
  * A service with execute is a "background service"; one with only start/stop
  * is a "hosted service". Both may be combined.
+ *
+ * Supervision (docs/supervision.md). A service may declare the services it
+ * depends on (def.depends_on): starts follow dependency order (ties: the
+ * registration order above), stops the reverse; unknown names and cycles
+ * fail the build (78). A restart policy (def.restart, or configuration
+ * Services:{Name}:Restart:*) restarts a failed execute with exponential
+ * backoff and full jitter, stopping and restarting its dependents; too many
+ * failures in the window give it up and stop the host with exit code 1.
+ * execute may return HK_SERVICE_DONE or HK_SERVICE_STOP_HOST. Every service
+ * has a state (hk_host_service_status, any thread).
  *
  * Phases (details, diagram and threading model in docs/host.md):
  *   run: start services -> started -> loop -> stop requested -> stopping
@@ -53,6 +66,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common.h"
 #include "config.h"
@@ -77,6 +91,49 @@ typedef int (*hk_service_execute_cb)(hk_service_t *svc, hk_token_t *stopping);
 typedef int (*hk_service_stop_cb)(hk_service_t *svc, hk_token_t *token);
 
 /*
+ * Restart policies (docs/supervision.md). What the host does when a
+ * background service's execute returns while the host runs:
+ *   HK_RESTART_NEVER       .NET behaviour: 0 means completed, an error goes to
+ *                          Host:BackgroundServiceExceptionBehavior (default).
+ *   HK_RESTART_ON_FAILURE  restart when execute returns an error (< 0).
+ *   HK_RESTART_ALWAYS      restart when it returns an error or 0.
+ */
+typedef enum hk_restart_mode {
+    HK_RESTART_NEVER = 0,
+    HK_RESTART_ON_FAILURE = 1,
+    HK_RESTART_ALWAYS = 2
+} hk_restart_mode_t;
+
+/*
+ * A service's restart policy. Configuration keys
+ * Services:{Name}:Restart:Policy|BackoffInitialMs|BackoffMaxMs|MaxRestarts|
+ * WithinSeconds win over these fields (read once, at build). A zero field
+ * selects the default shown.
+ * Backoff before restart n (1 for the first restart in the window): a random
+ * delay in [0, min(backoff_max_ms, backoff_initial_ms * 2^(n-1))] ms (full
+ * jitter). More than max_restarts failures within within_seconds: the
+ * service is given up (state Failed) and the host stops with exit code 1.
+ */
+typedef struct hk_restart_policy {
+    hk_restart_mode_t policy;
+    unsigned backoff_initial_ms; /* 0: 100 */
+    unsigned backoff_max_ms;     /* 0: 30000 */
+    unsigned max_restarts;       /* 0: 5 */
+    unsigned within_seconds;     /* 0: 60 */
+} hk_restart_policy_t;
+
+/*
+ * Codes an execute callback may return besides 0 and a negative errno; they
+ * win over the restart policy (they are positive, so never an -errno):
+ *   HK_SERVICE_DONE       the service finished for good: not restarted, the
+ *                         host keeps running ("Background service NAME completed").
+ *   HK_SERVICE_STOP_HOST  stop the whole host gracefully (exit code 0 unless
+ *                         something else failed), as hk_host_stop() would.
+ */
+#define HK_SERVICE_DONE 0x10000
+#define HK_SERVICE_STOP_HOST 0x10001
+
+/*
  * A service definition. Fill it with designated initialisers; fields added
  * later default to zero. The name is copied; it must be unique in the host,
  * 1..63 characters, and is how logs, errors and configuration name the
@@ -97,6 +154,15 @@ typedef struct hk_service_def {
      * must be a singleton or transient registration (checked at build).
      */
     const char *instance;
+    /* Optional restart policy (see hk_restart_policy_t); zero: never. */
+    hk_restart_policy_t restart;
+    /*
+     * Optional: a NULL-terminated list of the names of services this one
+     * depends on (copied at registration). It starts after them and stops
+     * before them, and is restarted after any of them restarts. An unknown
+     * name or a cycle fails the build (exit 78, naming the chain).
+     */
+    const char *const *depends_on;
 } hk_service_def_t;
 
 /* ---- builder ------------------------------------------------------------ */
@@ -272,6 +338,48 @@ HK_EXTERN struct uv_loop_s *hk_host_loop(hk_host_t *host);
 /* "Production" unless configured; the content root (absolute path). */
 HK_EXTERN const char *hk_host_environment(const hk_host_t *host);
 HK_EXTERN const char *hk_host_content_root(const hk_host_t *host);
+
+/* ---- service states ------------------------------------------------------- */
+
+/*
+ * The state of a service (docs/supervision.md draws the transitions):
+ * Created (built, not started yet), Starting (its start runs), Running,
+ * BackingOff (waiting to be restarted: its own backoff, or a dependency's
+ * restart), Stopping, Stopped (stopped, completed or done), Failed (failed
+ * to start, failed without a restart, or given up).
+ */
+typedef enum hk_service_state {
+    HK_SERVICE_CREATED,
+    HK_SERVICE_STARTING,
+    HK_SERVICE_RUNNING,
+    HK_SERVICE_BACKING_OFF,
+    HK_SERVICE_STOPPING,
+    HK_SERVICE_STOPPED,
+    HK_SERVICE_FAILED
+} hk_service_state_t;
+
+/* "Created", "Starting", "Running", "BackingOff", "Stopping", "Stopped",
+ * "Failed"; "Unknown" for any other value. Static strings; any thread. */
+HK_EXTERN const char *hk_service_state_name(hk_service_state_t state);
+
+/* One service's status, as copied by hk_host_service_status. */
+typedef struct hk_service_status {
+    char name[64];
+    hk_service_state_t state;
+    unsigned restarts;         /* restarts so far (its own and as a dependent) */
+    int last_error;            /* 0 or negative errno of the last failure */
+    char last_error_text[256]; /* "" or the last failure's message */
+    uint64_t state_since_ns;   /* CLOCK_MONOTONIC ns when it entered the state */
+} hk_service_status_t;
+
+/*
+ * Copies the status of every service, in registration order, into out (at
+ * most cap entries; out may be NULL when cap is 0) and returns the number of
+ * services. Each entry is consistent (taken under the service's lock); the
+ * entries are not one atomic snapshot of the whole host. Any thread, from
+ * build until hk_host_free. Returns 0 for a NULL host.
+ */
+HK_EXTERN size_t hk_host_service_status(hk_host_t *host, hk_service_status_t *out, size_t cap);
 
 /* ---- inside a service --------------------------------------------------- */
 

@@ -411,6 +411,8 @@ static void print_help(hk_builder_t *b, FILE *out) {
             "SIGHUP reloads either way)\n"
             "  --Logging:Console:FormatterName <simple|systemd>  line format (default: systemd when "
             "stderr is the journal)\n"
+            "  --Services:<name>:Restart:Policy <never|on-failure|always>  restart a failed background "
+            "service (default: never; also BackoffInitialMs, BackoffMaxMs, MaxRestarts, WithinSeconds)\n"
             "  --Systemd:ExtendTimeoutSeconds <number>           ask systemd for more time in slow "
             "start/stop phases (default: 0, off)\n"
             "\nSwitches:\n"
@@ -483,10 +485,26 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
     for (size_t i = 0; i < b->nsvcs; i++)
         check_instance(b->services, b->svcs[i], &errs);
 
+    /* Restart policies (configuration wins) and the dependency graph. */
+    size_t *order = NULL;
+    for (size_t i = 0; i < b->nsvcs; i++)
+        hk__sup_read_policy(b->config, b->svcs[i]);
+    int drc = hk__sup_resolve_deps(b->svcs, b->nsvcs, &order, errlist_add, &errs);
+    for (size_t i = 0; i < b->nsvcs && drc != -ENOMEM; i++)
+        if (hk__sup_prepare(b->svcs[i]) < 0)
+            drc = -ENOMEM;
+    if (drc == -ENOMEM) {
+        hk__free(order);
+        errlist_free(&errs);
+        b->exit_code = EXIT_FAILED;
+        return -ENOMEM;
+    }
+
     settings_t s;
     read_settings(b->config, &s);
     int lrc = hk__log_configure(b->log, b->config);
     if (lrc == -ENOMEM) {
+        hk__free(order);
         errlist_free(&errs);
         b->exit_code = EXIT_FAILED;
         return -ENOMEM;
@@ -523,10 +541,12 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
         hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: %zu more errors (out of memory recording them)",
                b->lost_errors);
     if (nconf > 0 || b->nerrors > 0 || b->lost_errors > 0) {
+        hk__free(order);
         b->exit_code = nconf > 0 ? EXIT_CONFIG : EXIT_FAILED;
         return -EINVAL;
     }
     if (flags & HK__FLAG_PRINT_CONFIG) {
+        hk__free(order);
         b->exit_code = 0;
         return -ECANCELED;
     }
@@ -552,6 +572,7 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
     if (rc < 0) {
         hk_log(lg, HK_LOG_CRITICAL, "Cannot create the event loop: %s", uv_strerror(rc));
         host_free_core(h);
+        hk__free(order);
         b->exit_code = EXIT_FAILED;
         return rc;
     }
@@ -580,6 +601,9 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
     h->log = b->log;
     h->svcs = b->svcs;
     h->nsvcs = b->nsvcs;
+    h->order = order;
+    for (size_t i = 0; i < h->nsvcs; i++)
+        h->has_deps = h->has_deps || h->svcs[i]->ndeps > 0;
     h->opts = b->opts;
     h->nopts = b->nopts;
     b->opts = NULL;
@@ -602,6 +626,7 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
     *ret_host = h;
     return 0;
 oom:
+    hk__free(order);
     hk_log(lg, HK_LOG_CRITICAL, "Out of memory building the host");
     if (h) {
         h->loop.data = NULL; /* loop not initialised */
@@ -649,12 +674,17 @@ static void host_free_core(hk_host_t *h) {
      * shutdown timeout can be released now (others were released in run). */
     for (size_t i = h->nsvcs; i-- > 0;)
         hk__service_destroy_data(h->svcs[i]);
-    /* Singletons outlive every service (which may have used them). */
+    /* Restart scopes, then singletons: both outlive every service (which may have used them). */
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_scope_free(h->svcs[i]->scope);
+        h->svcs[i]->scope = NULL;
+    }
     hk_services_free(h->services);
     hk_metrics_free(h->metrics); /* after the services: they may hold metric handles */
     for (size_t i = 0; i < h->nsvcs; i++)
         hk__service_free(h->svcs[i]);
     hk__free(h->svcs);
+    hk__free(h->order);
     for (size_t i = 0; i < h->nopts; i++)
         hk__options_free(h->opts[i]);
     hk__free(h->opts);
@@ -786,9 +816,13 @@ static void report_exec(hk_host_t *h, hk_service_t *svc, int rc) {
             hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
         else
             hk_log(h->lg_host, HK_LOG_INFO, "Background service %s completed", svc->name);
+        if (!svc->def.stop || !stopping)
+            hk__svc_set_state(svc, HK_SERVICE_STOPPED);
         return;
     }
     hk__service_describe(svc, true, rc, why, sizeof why);
+    hk__svc_set_error(svc, rc, why);
+    hk__svc_set_state(svc, HK_SERVICE_FAILED);
     if (h->bg_behavior == BG_IGNORE) {
         hk_log(h->lg_host, HK_LOG_ERROR,
                "Background service %s failed: %s; the host keeps running "
@@ -803,12 +837,14 @@ static void report_exec(hk_host_t *h, hk_service_t *svc, int rc) {
         hk__host_request_stop(h);
 }
 
+static void on_exec_exit(hk_host_t *h, hk_service_t *svc, int rc);
+
 /* Joins every finished background thread and reports its result. */
 static void reap_exec(hk_host_t *h) {
     for (size_t i = 0; i < h->nsvcs; i++) {
         hk_service_t *svc = h->svcs[i];
         if (task_running(&svc->exec) && task_reap(&svc->exec))
-            report_exec(h, svc, svc->exec.rc);
+            on_exec_exit(h, svc, svc->exec.rc);
     }
 }
 
@@ -836,6 +872,8 @@ static bool launch_exec(hk_host_t *h, hk_service_t *svc) {
         hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: cannot create its thread: %s",
                svc->name, hk_strerror(rc));
         hk__host_failure(h, rc, "service %s failed to start: cannot create its thread", svc->name);
+        hk__svc_set_error(svc, rc, "cannot create its thread");
+        hk__svc_set_state(svc, HK_SERVICE_FAILED);
         h->exit_code = EXIT_FAILED;
         return false;
     }
@@ -860,10 +898,14 @@ static bool start_abort_requested(hk_host_t *h) {
 
 static bool start_failed(hk_host_t *h, hk_service_t *svc, int rc) {
     char why[512];
-    if (rc == -ECANCELED && stop_requested(h))
+    if (rc == -ECANCELED && stop_requested(h)) {
+        hk__svc_set_state(svc, HK_SERVICE_STOPPED);
         return start_abort_requested(h);
+    }
     hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to start: %s", svc->name,
            hk__service_describe(svc, false, rc, why, sizeof why));
+    hk__svc_set_error(svc, rc, why);
+    hk__svc_set_state(svc, HK_SERVICE_FAILED);
     hk__host_failure(h, rc, "service %s failed to start: %s", svc->name, why);
     h->exit_code = EXIT_FAILED;
     return true;
@@ -887,12 +929,13 @@ static bool resolve_instance(hk_host_t *h, hk_service_t *svc) {
 
 static bool start_sequential(hk_host_t *h) {
     for (size_t i = 0; i < h->nsvcs; i++) {
-        hk_service_t *svc = h->svcs[i];
+        hk_service_t *svc = h->svcs[h->order[i]];
         pump(h);
         if (start_abort_requested(h))
             return false;
         hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
         hk__sd_starting(h, i, svc);
+        hk__svc_set_state(svc, HK_SERVICE_STARTING);
         if (!resolve_instance(h, svc))
             return false;
         if (svc->def.start) {
@@ -911,6 +954,7 @@ static bool start_sequential(hk_host_t *h) {
         svc->started = true; /* its start succeeded: a rollback must stop it */
         if (!launch_exec(h, svc))
             return false;
+        hk__svc_set_state(svc, HK_SERVICE_RUNNING);
         hk__sd_progress(h);
         hk_log(h->lg_host, HK_LOG_DEBUG, "Started service %s", svc->name);
     }
@@ -951,22 +995,58 @@ static bool start_concurrent(hk_host_t *h) {
     for (size_t i = 0; i < h->nsvcs; i++) /* on the host thread, before any start */
         if (!resolve_instance(h, h->svcs[i]))
             return false;
-    bool ok = true;
-    for (size_t i = 0; i < h->nsvcs; i++) {
-        hk_service_t *svc = h->svcs[i];
-        hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
-        hk__sd_starting(h, i, svc);
-        if (!svc->def.start)
-            continue;
-        int rc = task_launch(h, &svc->phase, TASK_START);
-        if (rc < 0) {
-            svc->phase.rc = rc;
-            svc->phase.launched = false;
-            ok = false;
-            start_failed(h, svc, rc);
+    bool ok = true, halt = false;
+    /* A service starts once every service it depends on started (without
+     * dependencies: all at once); none starts after a failure. */
+    enum { CS_PENDING, CS_RUNNING, CS_OK, CS_FAILED };
+    for (size_t i = 0; i < h->nsvcs; i++)
+        h->svcs[i]->cstate = CS_PENDING;
+    for (;;) {
+        bool launched = false, running = false;
+        for (size_t k = 0; k < h->nsvcs && !halt && !atomic_load(&h->startup_timed_out); k++) {
+            hk_service_t *svc = h->svcs[h->order[k]];
+            if (svc->cstate != CS_PENDING || (h->has_deps && stop_requested(h)))
+                continue;
+            bool ready = true;
+            for (size_t d = 0; d < svc->ndeps && ready; d++)
+                ready = h->svcs[svc->deps[d]]->cstate == CS_OK;
+            if (!ready)
+                continue;
+            hk_log(h->lg_host, HK_LOG_DEBUG, "Starting service %s", svc->name);
+            hk__sd_starting(h, k, svc);
+            hk__svc_set_state(svc, HK_SERVICE_STARTING);
+            svc->cstate = CS_OK;
+            launched = true;
+            if (!svc->def.start)
+                continue;
+            int rc = task_launch(h, &svc->phase, TASK_START);
+            svc->cstate = rc < 0 ? CS_FAILED : CS_RUNNING;
+            if (rc < 0) {
+                svc->phase.rc = rc;
+                svc->phase.launched = false;
+                ok = false;
+                halt = true;
+                start_failed(h, svc, rc);
+            }
         }
+        for (size_t i = 0; i < h->nsvcs; i++) {
+            hk_service_t *svc = h->svcs[i];
+            if (svc->cstate != CS_RUNNING)
+                continue;
+            if (task_reap(&svc->phase)) {
+                svc->cstate = svc->phase.rc == 0 ? CS_OK : CS_FAILED;
+                halt = halt || svc->phase.rc != 0;
+                launched = launched || svc->phase.rc == 0; /* may make others ready */
+            } else {
+                running = true;
+            }
+        }
+        if (launched)
+            continue;
+        if (!running || atomic_load(&h->startup_timed_out))
+            break;
+        uv_run(&h->loop, UV_RUN_ONCE);
     }
-    wait_phase_tasks(h, &h->startup_timed_out);
     if (atomic_load(&h->startup_timed_out)) {
         /* Their tokens are cancelled: give the starts still running up to the
          * shutdown timeout to return, so that those that return 0 are counted
@@ -1002,10 +1082,11 @@ static bool start_concurrent(hk_host_t *h) {
     if (!ok || start_abort_requested(h))
         return false;
     for (size_t i = 0; i < h->nsvcs; i++) {
-        hk_service_t *svc = h->svcs[i];
+        hk_service_t *svc = h->svcs[h->order[i]];
         svc->started = true; /* its start succeeded: a rollback must stop it */
         if (!launch_exec(h, svc))
             return false;
+        hk__svc_set_state(svc, HK_SERVICE_RUNNING);
         hk__sd_progress(h);
         hk_log(h->lg_host, HK_LOG_DEBUG, "Started service %s", svc->name);
     }
@@ -1028,6 +1109,276 @@ static bool start_services(hk_host_t *h) {
 }
 
 /* ======================================================================== */
+/* supervision: restarts, backoff, intensity, rest_for_one (host thread)    */
+/* ======================================================================== */
+/*
+ * A background service's execute returned while the host runs (on_exec_exit):
+ *
+ *   RUNNING --HK_SERVICE_DONE, 0 (never/on-failure)--> STOPPED
+ *      |    --failure, policy never--> FAILED (Host:BackgroundServiceExceptionBehavior)
+ *      |    --HK_SERVICE_STOP_HOST--> STOPPED, host stop requested
+ *      +--restart due (supervise_failure)--> BACKING_OFF --on_backoff, try_restarts,
+ *         |  dependents stopped first           restart_service--> STARTING --> RUNNING
+ *         +--more than MaxRestarts in WithinSeconds--> FAILED, host stops with 1
+ *
+ * Dependents (transitively) of a restarting service are "held": stopped in
+ * reverse start order (hosted: stop; background: token cancelled, thread
+ * joined as it returns), BACKING_OFF while they wait, restarted in start
+ * order once it runs again (restart_held). The service restarts only once
+ * every held dependent's thread has returned.
+ */
+
+/* Marks the services that depend on svc, directly or not (start order is topological). */
+static void mark_dependents(hk_host_t *h, hk_service_t *root) {
+    for (size_t i = 0; i < h->nsvcs; i++)
+        h->svcs[i]->mark = false;
+    root->mark = true;
+    for (size_t k = 0; k < h->nsvcs; k++) {
+        hk_service_t *svc = h->svcs[h->order[k]];
+        for (size_t d = 0; d < svc->ndeps && !svc->mark; d++)
+            svc->mark = h->svcs[svc->deps[d]]->mark;
+    }
+    root->mark = false;
+}
+
+/* Stops svc for a restart (its own, or a dependency's): stop callback, token. */
+static void stop_for_restart(hk_host_t *h, hk_service_t *svc) {
+    if (!svc->started)
+        return;
+    hk__svc_set_state(svc, HK_SERVICE_STOPPING);
+    if (task_running(&svc->exec))
+        hk_token_cancel(svc->stopping);
+    if (svc->def.stop) {
+        hk__service_clear_error(svc, false);
+        int rc = svc->def.stop(svc, h->stop_token);
+        if (rc < 0) {
+            char why[512];
+            hk__service_describe(svc, false, rc, why, sizeof why);
+            hk_log(h->lg_host, HK_LOG_WARN, "Service %s failed to stop before its restart: %s",
+                   svc->name, why);
+            hk__svc_set_error(svc, rc, why);
+        }
+    }
+    svc->started = false;
+    if (!task_running(&svc->exec))
+        hk__svc_set_state(svc, HK_SERVICE_BACKING_OFF);
+}
+
+/* rest_for_one: stops the started dependents of svc in reverse start order. */
+static void hold_dependents(hk_host_t *h, hk_service_t *svc) {
+    mark_dependents(h, svc);
+    for (size_t k = h->nsvcs; k-- > 0;) {
+        hk_service_t *d = h->svcs[h->order[k]];
+        if (!d->mark)
+            continue;
+        if (d->restart_pending) { /* its own restart waits for its dependency's now */
+            uv_timer_stop(&d->backoff);
+            d->restart_pending = false;
+            d->held = true;
+            continue;
+        }
+        if (!d->started || d->held || d->state == HK_SERVICE_STOPPED || d->state == HK_SERVICE_FAILED)
+            continue; /* not running (a completed background service stays completed) */
+        hk_log(h->lg_host, HK_LOG_INFO, "Stopping service %s: it depends on %s, which restarts",
+               d->name, svc->name);
+        d->held = true;
+        d->stop_pending = true;
+    }
+}
+
+/* Stops, in reverse start order, each service waiting to be stopped for a
+ * restart whose dependents are down (stop returned, execute joined). Called
+ * again whenever a held service's thread returns. */
+static void advance_stops(hk_host_t *h) {
+    for (size_t k = h->nsvcs; k-- > 0;) {
+        hk_service_t *svc = h->svcs[h->order[k]];
+        if (!svc->stop_pending)
+            continue;
+        bool ready = true;
+        for (size_t j = 0; j < h->nsvcs && ready; j++) {
+            hk_service_t *o = h->svcs[j];
+            for (size_t d = 0; d < o->ndeps && ready; d++)
+                if (h->svcs[o->deps[d]] == svc && (o->stop_pending || task_running(&o->exec)))
+                    ready = false;
+        }
+        if (!ready)
+            continue;
+        svc->stop_pending = false;
+        stop_for_restart(h, svc);
+    }
+}
+
+static void give_up(hk_host_t *h, hk_service_t *svc, int rc, const char *why, size_t n) {
+    if (svc->restart.policy == HK_RESTART_NEVER) {
+        hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed to restart: %s", svc->name, why);
+        hk__host_failure(h, rc, "service %s failed to restart: %s", svc->name, why);
+    } else {
+        hk_log(h->lg_host, HK_LOG_ERROR, "Service %s failed: %s", svc->name, why);
+        hk_log(h->lg_host, HK_LOG_CRITICAL, "Service %s failed %zu times in %us; giving up", svc->name,
+               n, svc->restart.within_seconds);
+        hk__host_failure(h, rc < 0 ? rc : -EIO, "service %s failed %zu times in %us; giving up", svc->name, n,
+                         svc->restart.within_seconds);
+    }
+    hk__svc_set_state(svc, HK_SERVICE_FAILED);
+    h->exit_code = EXIT_FAILED;
+    hk__host_request_stop(h);
+}
+
+static void on_backoff(uv_timer_t *timer);
+
+/* A supervised failure: give up, or stop svc and its dependents and schedule the restart. */
+static void supervise_failure(hk_host_t *h, hk_service_t *svc, int rc, const char *why) {
+    hk__svc_set_error(svc, rc, why);
+    size_t n = svc->restart.policy == HK_RESTART_NEVER
+                   ? 0
+                   : hk__sup_record_failure(svc, hk__sup_now_ns());
+    if (svc->restart.policy == HK_RESTART_NEVER || n > svc->restart.max_restarts) {
+        give_up(h, svc, rc, why, n);
+        return;
+    }
+    uint64_t cap = 0;
+    uint64_t delay = hk__backoff_ms(svc->restart.backoff_initial_ms, svc->restart.backoff_max_ms,
+                                    (unsigned)n, hk__sup_random(&h->rng), &cap);
+    pthread_mutex_lock(&svc->state_mu);
+    unsigned attempt = ++svc->restarts;
+    pthread_mutex_unlock(&svc->state_mu);
+    hk_log(h->lg_host, HK_LOG_WARN,
+           "Service %s failed: %s; restarting in %llu ms (attempt %u, backoff up to %llu ms)", svc->name,
+           why, (unsigned long long)delay, attempt, (unsigned long long)cap);
+    hold_dependents(h, svc);
+    svc->stop_pending = svc->started;
+    hk__svc_set_state(svc, HK_SERVICE_BACKING_OFF);
+    advance_stops(h);
+    svc->restart_pending = true;
+    uv_timer_start(&svc->backoff, on_backoff, delay, 0);
+}
+
+/* Fresh token and scope, start, execute. False (and the failure handled) on error. */
+static bool restart_service(hk_host_t *h, hk_service_t *svc) {
+    char why[512];
+    int rc = 0;
+    hk__svc_set_state(svc, HK_SERVICE_STARTING);
+    if (svc->def.execute) {
+        hk_token_t *t = NULL;
+        if ((rc = hk_token_new(&t)) < 0) {
+            snprintf(why, sizeof why, "out of memory creating its stopping token");
+            goto fail;
+        }
+        hk_token_free(svc->stopping); /* its thread has been joined */
+        svc->stopping = t;
+    }
+    hk_scope_free(svc->scope); /* the previous run's scope */
+    svc->scope = NULL;
+    if (svc->instance_key) {
+        hk_scope_t *scope = NULL;
+        if ((rc = hk_scope_new(h->services, &scope)) < 0) {
+            snprintf(why, sizeof why, "out of memory creating its scope");
+            goto fail;
+        }
+        if ((rc = hk_scope_get(scope, svc->instance_key, &svc->instance)) < 0) {
+            snprintf(why, sizeof why, "%s", hk_services_last_error());
+            hk_scope_free(scope);
+            goto fail;
+        }
+        svc->scope = scope;
+    }
+    if (svc->def.start) {
+        hk__service_clear_error(svc, false);
+        rc = svc->def.start(svc, h->start_token);
+        if (rc < 0) {
+            hk__service_describe(svc, false, rc, why, sizeof why);
+            goto fail;
+        }
+    }
+    svc->started = true;
+    if (svc->def.execute && (rc = task_launch(h, &svc->exec, TASK_EXECUTE)) < 0) {
+        snprintf(why, sizeof why, "cannot create its thread: %s", hk_strerror(rc));
+        goto fail;
+    }
+    hk_log(h->lg_host, HK_LOG_INFO, "Service %s restarted", svc->name);
+    hk__svc_set_state(svc, HK_SERVICE_RUNNING);
+    return true;
+fail:
+    supervise_failure(h, svc, rc, why);
+    return false;
+}
+
+/* Held services whose dependencies all run again are restarted, in start order. */
+static void restart_held(hk_host_t *h) {
+    for (size_t k = 0; k < h->nsvcs; k++) {
+        hk_service_t *svc = h->svcs[h->order[k]];
+        if (!svc->held || svc->stop_pending || task_running(&svc->exec) || stop_requested(h))
+            continue;
+        bool ready = true;
+        for (size_t d = 0; d < svc->ndeps && ready; d++) {
+            hk_service_t *dep = h->svcs[svc->deps[d]];
+            ready = dep->started && !dep->held && !dep->restart_pending;
+        }
+        if (!ready)
+            continue;
+        svc->held = false;
+        pthread_mutex_lock(&svc->state_mu);
+        svc->restarts++;
+        pthread_mutex_unlock(&svc->state_mu);
+        restart_service(h, svc);
+    }
+}
+
+/* Restarts every service whose backoff is over and whose held dependents have stopped. */
+static void try_restarts(hk_host_t *h) {
+    if (h->phase >= PHASE_STOPPING || stop_requested(h))
+        return;
+    for (size_t k = 0; k < h->nsvcs; k++) {
+        hk_service_t *svc = h->svcs[h->order[k]];
+        if (!svc->restart_pending || uv_is_active((uv_handle_t *)&svc->backoff))
+            continue;
+        mark_dependents(h, svc);
+        bool waiting = svc->stop_pending;
+        for (size_t i = 0; i < h->nsvcs && !waiting; i++)
+            waiting = h->svcs[i]->mark && (h->svcs[i]->stop_pending || task_running(&h->svcs[i]->exec));
+        if (waiting)
+            continue; /* a dependent's thread has not returned yet: on_exec_exit calls again */
+        svc->restart_pending = false;
+        restart_service(h, svc);
+    }
+    restart_held(h);
+}
+
+static void on_backoff(uv_timer_t *timer) { try_restarts(((hk_service_t *)timer->data)->host); }
+
+static void on_exec_exit(hk_host_t *h, hk_service_t *svc, int rc) {
+    char why[512];
+    if (svc->held) { /* stopped for a dependency's restart */
+        hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
+        hk__svc_set_state(svc, h->phase >= PHASE_STOPPING ? HK_SERVICE_STOPPED : HK_SERVICE_BACKING_OFF);
+        if (h->phase < PHASE_STOPPING)
+            advance_stops(h);
+        try_restarts(h);
+        return;
+    }
+    if (h->phase >= PHASE_STOPPING || (rc == -ECANCELED && hk_token_is_cancelled(svc->stopping))) {
+        report_exec(h, svc, rc == HK_SERVICE_DONE || rc == HK_SERVICE_STOP_HOST ? 0 : rc);
+        return;
+    }
+    if (rc == HK_SERVICE_STOP_HOST) {
+        hk_log(h->lg_host, HK_LOG_INFO, "Service %s asked the host to stop", svc->name);
+        hk__svc_set_state(svc, HK_SERVICE_STOPPED);
+        hk__host_request_stop(h);
+        return;
+    }
+    if (rc == HK_SERVICE_DONE || svc->restart.policy == HK_RESTART_NEVER ||
+        (rc == 0 && svc->restart.policy == HK_RESTART_ON_FAILURE)) {
+        report_exec(h, svc, rc == HK_SERVICE_DONE ? 0 : rc);
+        return;
+    }
+    if (rc == 0)
+        snprintf(why, sizeof why, "execute returned 0 (Restart:Policy=always)");
+    else
+        hk__service_describe(svc, true, rc, why, sizeof why);
+    supervise_failure(h, svc, rc == 0 ? 0 : rc, why);
+}
+
+/* ======================================================================== */
 /* stop                                                                     */
 /* ======================================================================== */
 
@@ -1038,6 +1389,8 @@ static void stop_failed(hk_host_t *h, hk_service_t *svc, int rc) {
     hk_log(h->lg_host, HK_LOG_ERROR, "Service %s failed to stop: %s", svc->name,
            hk__service_describe(svc, false, rc, why, sizeof why));
     hk__host_failure(h, rc, "service %s failed to stop: %s", svc->name, why);
+    hk__svc_set_error(svc, rc, why);
+    hk__svc_set_state(svc, HK_SERVICE_FAILED);
     h->exit_code = EXIT_FAILED;
 }
 
@@ -1050,6 +1403,7 @@ static void stop_sequential(hk_host_t *h, char *late, size_t late_len) {
         bool was_late = atomic_load(&h->shutdown_timed_out);
         hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
         hk__sd_stopping_service(h, i, svc);
+        hk__svc_set_state(svc, HK_SERVICE_STOPPING);
         hk__service_clear_error(svc, false);
         int rc = svc->def.stop(svc, h->stop_token);
         if (rc < 0)
@@ -1079,6 +1433,7 @@ static void stop_concurrent(hk_host_t *h, char *late, size_t late_len) {
         if (!svc->started || !svc->def.stop)
             continue;
         hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
+        hk__svc_set_state(svc, HK_SERVICE_STOPPING);
         int rc = task_launch(h, &svc->phase, TASK_STOP);
         if (rc < 0) /* no thread: stop it here rather than not at all */
             rc = svc->def.stop(svc, h->stop_token);
@@ -1102,12 +1457,88 @@ static void stop_concurrent(hk_host_t *h, char *late, size_t late_len) {
     }
 }
 
+/*
+ * Shutdown with declared dependencies: a service stops (its token is
+ * cancelled, its stop called, sequentially on this thread or on a thread
+ * of its own with Host:ServicesStopConcurrently) once every started service
+ * that depends on it has stopped: stop returned and execute's thread
+ * joined. Independent services stop in reverse start order (sequential) or
+ * together (concurrent).
+ */
+static bool stopped_down(const hk_service_t *svc) {
+    return svc->stop_launched && !task_running(&svc->phase) && !task_running(&svc->exec);
+}
+
+static void stop_by_dependencies(hk_host_t *h, char *late, size_t late_len) {
+    for (size_t i = 0; i < h->nsvcs; i++)
+        h->svcs[i]->stop_launched = !h->svcs[i]->started && !task_running(&h->svcs[i]->exec);
+    for (;;) {
+        bool progress = false;
+        for (size_t k = h->nsvcs; k-- > 0;) {
+            hk_service_t *svc = h->svcs[h->order[k]];
+            if (svc->stop_launched)
+                continue;
+            bool ready = true; /* every service depending on it is down */
+            for (size_t j = 0; j < h->nsvcs && ready; j++) {
+                hk_service_t *o = h->svcs[j];
+                for (size_t d = 0; d < o->ndeps && ready; d++)
+                    if (h->svcs[o->deps[d]] == svc)
+                        ready = stopped_down(o);
+            }
+            if (!ready)
+                continue;
+            progress = true;
+            svc->stop_launched = true;
+            hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
+            hk__sd_stopping_service(h, k, svc);
+            hk__svc_set_state(svc, HK_SERVICE_STOPPING);
+            if (task_running(&svc->exec))
+                hk_token_cancel(svc->stopping);
+            if (!svc->started || !svc->def.stop)
+                continue;
+            int rc = h->stop_concurrently ? task_launch(h, &svc->phase, TASK_STOP) : -EAGAIN;
+            if (rc < 0) { /* sequential, or no thread: stop it here */
+                bool was_late = atomic_load(&h->shutdown_timed_out);
+                hk__service_clear_error(svc, false);
+                rc = svc->def.stop(svc, h->stop_token);
+                if (rc < 0)
+                    stop_failed(h, svc, rc);
+                else if (!svc->def.execute)
+                    hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
+                if (!was_late && atomic_load(&h->shutdown_timed_out))
+                    list_add(late, late_len, svc->name);
+                hk__sd_progress(h);
+            }
+        }
+        bool all_down = true;
+        for (size_t i = 0; i < h->nsvcs; i++) {
+            hk_service_t *svc = h->svcs[i];
+            if (task_running(&svc->phase) && task_reap(&svc->phase)) {
+                progress = true;
+                if (svc->phase.done_ns >= h->shutdown_deadline_ns && atomic_load(&h->shutdown_timed_out))
+                    list_add(late, late_len, svc->name);
+                if (svc->phase.rc < 0)
+                    stop_failed(h, svc, svc->phase.rc);
+                else if (!svc->def.execute)
+                    hk_log(h->lg_host, HK_LOG_DEBUG, "Stopped service %s", svc->name);
+            }
+            all_down = all_down && stopped_down(svc);
+        }
+        if (all_down || atomic_load(&h->shutdown_timed_out))
+            return;
+        if (!progress)
+            uv_run(&h->loop, UV_RUN_ONCE); /* reaps execute threads (on_wake) */
+    }
+}
+
 static bool exec_running(hk_host_t *h) {
     for (size_t i = 0; i < h->nsvcs; i++)
         if (task_running(&h->svcs[i]->exec))
             return true;
     return false;
 }
+
+static bool service_hung(const hk_service_t *svc);
 
 static void stop_services(hk_host_t *h, bool was_started) {
     h->phase = PHASE_STOPPING;
@@ -1121,17 +1552,31 @@ static void stop_services(hk_host_t *h, bool was_started) {
     h->shutdown_deadline_ns = hk__now_ns() + (uint64_t)(h->shutdown_timeout_s * 1e9);
     hk__control_set_deadline(h, DEADLINE_SHUTDOWN, h->shutdown_timeout_s);
 
-    for (size_t i = h->nsvcs; i-- > 0;) {
+    /* A pending restart is abandoned at once (the backoff wait ends here). */
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_service_t *svc = h->svcs[i];
+        if (svc->backoff_open)
+            uv_timer_stop(&svc->backoff);
+        if ((svc->restart_pending || svc->held) && !svc->started && !task_running(&svc->exec))
+            hk__svc_set_state(svc, HK_SERVICE_STOPPED);
+        svc->restart_pending = false;
+        svc->stop_pending = false; /* still started: the shutdown stops it in order */
+    }
+
+    for (size_t i = h->nsvcs; i-- > 0 && !h->has_deps;) {
         hk_service_t *svc = h->svcs[i];
         if (task_running(&svc->exec)) {
             if (!svc->def.stop)
                 hk_log(h->lg_host, HK_LOG_DEBUG, "Stopping service %s", svc->name);
+            hk__svc_set_state(svc, HK_SERVICE_STOPPING);
             hk_token_cancel(svc->stopping);
         }
     }
 
     char late[1024] = "";
-    if (h->stop_concurrently)
+    if (h->has_deps)
+        stop_by_dependencies(h, late, sizeof late);
+    else if (h->stop_concurrently)
         stop_concurrent(h, late, sizeof late);
     else
         stop_sequential(h, late, sizeof late);
@@ -1144,6 +1589,11 @@ static void stop_services(hk_host_t *h, bool was_started) {
     }
     reap_exec(h);
     hk__control_set_deadline(h, DEADLINE_NONE, -1);
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_service_t *svc = h->svcs[i];
+        if (svc->state != HK_SERVICE_FAILED && svc->state != HK_SERVICE_CREATED && !service_hung(svc))
+            hk__svc_set_state(svc, HK_SERVICE_STOPPED);
+    }
 
     if (atomic_load(&h->shutdown_timed_out)) {
         char names[1024], secs[32];
@@ -1178,6 +1628,11 @@ static void close_leftover(uv_handle_t *handle, void *arg) {
 
 static void teardown_loop(hk_host_t *h) {
     pump(h);
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        if (h->svcs[i]->backoff_open)
+            uv_close((uv_handle_t *)&h->svcs[i]->backoff, NULL);
+        h->svcs[i]->backoff_open = false;
+    }
     uv_walk(&h->loop, close_leftover, h);
     pthread_mutex_lock(&h->wake_mu);
     h->wake_open = false;
@@ -1240,6 +1695,13 @@ int hk_host_run(hk_host_t *h) {
     }
     h->wake.data = h;
     h->wake_open = true;
+    for (size_t i = 0; i < h->nsvcs; i++) {
+        hk_service_t *svc = h->svcs[i];
+        if (svc->restart.policy != HK_RESTART_NEVER && uv_timer_init(&h->loop, &svc->backoff) == 0) {
+            svc->backoff.data = svc;
+            svc->backoff_open = true;
+        }
+    }
     rc = hk__control_start(h);
     bool ok = false;
     if (rc < 0) {

@@ -46,6 +46,29 @@ struct hk_service_s {
     bool resolved;
     char *error;      /* from hk_service_fail in start/stop; cleared before each call */
     char *exec_error; /* ... in execute (its own thread) */
+
+    /* supervision (src/core/supervise.c); host thread only unless noted */
+    hk_restart_policy_t restart; /* resolved at build: defaults, API, configuration */
+    char **dep_names;            /* def.depends_on, copied (NULL-terminated) */
+    size_t *deps;                /* indices of the services it depends on (at build) */
+    size_t ndeps;
+    uint64_t *fail_ns;           /* ring of the last restart.max_restarts+1 failure times */
+    size_t nfail, fail_head;
+    bool held;            /* stopped because a dependency restarts; restarted after it */
+    bool restart_pending; /* its backoff timer runs or it waits for held dependents */
+    bool mark;            /* scratch for dependents walks */
+    bool stop_launched;   /* shutdown with dependencies: its stop phase began */
+    bool stop_pending;    /* to be stopped for a restart once its dependents are down */
+    int cstate;           /* concurrent start with dependencies */
+    uv_timer_t backoff;
+    bool backoff_open;
+    hk_scope_t *scope; /* the scope of the current restart (NULL: the root scope) */
+    pthread_mutex_t state_mu; /* guards the status below (read from any thread) */
+    hk_service_state_t state;
+    unsigned restarts;
+    int last_error;
+    char last_error_text[256];
+    uint64_t state_since_ns;
 };
 
 /* A hk_host_on_config_change registration. */
@@ -87,6 +110,9 @@ struct hk_host_s {
 
     hk_service_t **svcs;
     size_t nsvcs;
+    size_t *order;   /* start order (dependencies first, then registration order) */
+    bool has_deps;   /* some service declared dependencies */
+    uint64_t rng;    /* backoff jitter state (host thread) */
     hk_options_t **opts;
     size_t nopts;
     hk_services_t *services;
@@ -150,6 +176,34 @@ void hk__service_clear_error(hk_service_t *svc, bool exec);
 void hk__service_enter_exec(const hk_service_t *svc);
 /* "message: strerror" for a failed callback (owned by svc until the next call). */
 const char *hk__service_describe(hk_service_t *svc, bool exec, int rc, char *buf, size_t len);
+
+/* supervise.c: restart policies, states, dependencies */
+typedef struct hk__sup_hooks {
+    uint64_t (*now_ns)(void *data); /* intensity window and state times; NULL: hk__now_ns */
+    uint64_t (*random)(void *data); /* backoff jitter, uniform 64 bits; NULL: the host's PRNG */
+    void *data;
+} hk__sup_hooks_t;
+/* Test hook: replaces the clock and the random source (NULL restores both).
+ * Set it while no host runs. */
+void hk__sup_set_hooks(const hk__sup_hooks_t *hooks);
+uint64_t hk__sup_now_ns(void);
+uint64_t hk__sup_random(uint64_t *state);
+/* Full-jitter backoff for restart `attempt` (1-based): rnd scaled onto
+ * [0, min(max_ms, initial_ms * 2^(attempt-1))]. Also returns the cap. */
+uint64_t hk__backoff_ms(unsigned initial_ms, unsigned max_ms, unsigned attempt, uint64_t rnd,
+                        uint64_t *ret_cap);
+void hk__svc_set_state(hk_service_t *svc, hk_service_state_t st);
+void hk__svc_set_error(hk_service_t *svc, int err, const char *text);
+/* Reads Services:{Name}:Restart:* over the API's policy; errors are recorded in the store. */
+void hk__sup_read_policy(hk_config_t *config, hk_service_t *svc);
+/* Resolves names to indices and computes the start order. Returns 0, -ENOMEM,
+ * or -EINVAL after calling err(data, message) for each problem. */
+int hk__sup_resolve_deps(hk_service_t **svcs, size_t n, size_t **ret_order,
+                         void (*err)(void *data, const char *msg), void *data);
+/* Prepares the failure ring. Returns 0 or -ENOMEM. */
+int hk__sup_prepare(hk_service_t *svc);
+/* Records a failure at now; returns the number of failures within the window. */
+size_t hk__sup_record_failure(hk_service_t *svc, uint64_t now);
 
 /* control.c: the control thread owns signals, hk_host_stop delivery and deadlines. */
 int hk__control_start(hk_host_t *host);

@@ -9,6 +9,12 @@
 
 #include "core/host_int.h"
 
+static void free_dep_names(char **names) {
+    for (size_t i = 0; names && names[i]; i++)
+        hk__free(names[i]);
+    hk__free(names);
+}
+
 hk_service_t *hk__service_new(const hk_service_def_t *def) {
     hk_service_t *svc = hk__calloc(1, sizeof *svc);
     if (!svc)
@@ -26,12 +32,35 @@ hk_service_t *hk__service_new(const hk_service_def_t *def) {
         return NULL;
     }
     svc->def.instance = svc->instance_key;
+    size_t ndeps = 0;
+    while (def->depends_on && def->depends_on[ndeps])
+        ndeps++;
+    if (ndeps) {
+        svc->dep_names = hk__calloc(ndeps + 1, sizeof *svc->dep_names);
+        bool ok = svc->dep_names != NULL;
+        for (size_t i = 0; ok && i < ndeps; i++)
+            ok = (svc->dep_names[i] = hk__strdup(def->depends_on[i])) != NULL;
+        if (!ok) {
+            free_dep_names(svc->dep_names);
+            hk__free(svc->instance_key);
+            hk__free(svc->name);
+            hk__free(svc);
+            return NULL;
+        }
+    }
+    svc->def.depends_on = (const char *const *)svc->dep_names;
+    pthread_mutex_init(&svc->state_mu, NULL);
+    svc->state = HK_SERVICE_CREATED;
+    svc->state_since_ns = hk__sup_now_ns();
     pthread_mutex_init(&svc->error_mu, NULL);
     svc->exec.svc = svc->phase.svc = svc;
     svc->exec.kind = TASK_EXECUTE;
     atomic_init(&svc->exec.done, false);
     atomic_init(&svc->phase.done, false);
     if (def->execute && hk_token_new(&svc->stopping) < 0) {
+        pthread_mutex_destroy(&svc->state_mu);
+        pthread_mutex_destroy(&svc->error_mu);
+        free_dep_names(svc->dep_names);
         hk__free(svc->instance_key);
         hk__free(svc->name);
         hk__free(svc);
@@ -55,6 +84,11 @@ void hk__service_free(hk_service_t *svc) {
     hk__free(svc->error);
     hk__free(svc->exec_error);
     hk__free(svc->instance_key);
+    free_dep_names(svc->dep_names);
+    hk__free(svc->deps);
+    hk__free(svc->fail_ns);
+    hk_scope_free(svc->scope);
+    pthread_mutex_destroy(&svc->state_mu);
     pthread_mutex_destroy(&svc->error_mu);
     hk__free(svc->name);
     hk__free(svc);
