@@ -45,6 +45,10 @@ struct hk_service_s {
     bool resolved;
     char *error;      /* from hk_service_fail in start/stop; cleared before each call */
     char *exec_error; /* ... in execute (its own thread) */
+    /* heartbeats (src/core/hosthealth.c): registry clock of the last one; set
+     * when execute starts; exec_live while execute runs */
+    _Atomic uint64_t beat_ns;
+    atomic_bool exec_live;
 };
 
 /* A hk_host_on_config_change registration. */
@@ -89,6 +93,13 @@ struct hk_host_s {
     hk_options_t **opts;
     size_t nopts;
     hk_services_t *services;
+
+    /* health (src/core/hosthealth.c) */
+    hk_health_t *health;
+    double shutdown_delay_s;      /* Host:ShutdownDelaySeconds */
+    unsigned heartbeat_missed;    /* Health:HeartbeatMissedIntervals */
+    struct hk__health_monitor *monitor; /* live checks for the watchdog, inside run */
+    atomic_int live_status;       /* last hk_health_status_t of the live checks */
 
     /* configuration reload (src/core/reload.c) */
     struct hk__config_watcher *watchers; /* on_config_change registrations */
@@ -175,6 +186,19 @@ void hk__sd_watchdog_stop(hk_host_t *host);
 void hk__sd_progress(hk_host_t *host);
 /* Records the first failure (for STATUS=Failed: ... ERRNO=...). */
 void hk__host_failure(hk_host_t *host, int err, const char *fmt, ...) HK_PRINTF(3, 4);
+
+/* health integration (src/core/hosthealth.c) */
+/* Adds the built-in checks (host, heartbeat:{service}) to the registry the
+ * host is about to own; on failure adds none and returns -ENOMEM/-EEXIST
+ * with *ret_name naming the check. */
+int hk__health_add_builtins(hk_host_t *host, hk_health_t *health, hk_service_t **svcs, size_t n,
+                            const char **ret_name);
+/* Starts / stops running the live checks off the loop for the watchdog. */
+void hk__health_monitor_start(hk_host_t *host);
+void hk__health_monitor_stop(hk_host_t *host);
+/* Execute of svc begins / ended (heartbeat interval counting). */
+void hk__health_exec_begin(hk_service_t *svc);
+void hk__health_exec_end(hk_service_t *svc);
 
 /* host.c, for control.c */
 void hk__host_request_stop(hk_host_t *host);
