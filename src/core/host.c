@@ -1313,6 +1313,7 @@ int hk_host_run(hk_host_t *h) {
         h->phase = PHASE_RUNNING;
         atomic_store(&h->notify_phase, 0);
         hk__sd_started(h); /* before the started callbacks: a status they set must win */
+        hk__health_invalidate(h->health); /* readiness changes: no cached "starting" */
         hk_token_cancel(h->started);
         if (!h->suppress_status) {
             /* Under systemd nobody presses Ctrl+C. */
