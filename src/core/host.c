@@ -551,9 +551,21 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     h->content_root = resolve_content_root(content_root);
     if (!h->environment || !h->content_root)
         goto oom;
-    int rc = uv_loop_init(&h->loop);
+    const char *hname = NULL; /* before the loop exists: the failure paths below free no loop */
+    int rc = hk__health_add_builtins(h, b->health, b->svcs, b->nsvcs, &hname);
+    if (rc == -EEXIST) {
+        hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: the health check name %s is reserved", hname);
+        set_first_error(b, "a health check uses a reserved name");
+        host_free_core(h);
+        b->exit_code = EXIT_FAILED;
+        return -EINVAL;
+    }
+    if (rc < 0)
+        goto oom;
+    rc = uv_loop_init(&h->loop);
     if (rc < 0) {
         hk_log(lg, HK_LOG_CRITICAL, "Cannot create the event loop: %s", uv_strerror(rc));
+        hk__health_remove_builtins(b->health, b->svcs, b->nsvcs);
         host_free_core(h);
         b->exit_code = EXIT_FAILED;
         return rc;
@@ -577,17 +589,6 @@ int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     h->under_systemd = hk_under_systemd();
     if (b->listen.warning)
         hk_log(lg, HK_LOG_WARN, "%s", b->listen.warning);
-    const char *hname = NULL;
-    rc = hk__health_add_builtins(h, b->health, b->svcs, b->nsvcs, &hname);
-    if (rc == -EEXIST) {
-        hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: the health check name %s is reserved", hname);
-        set_first_error(b, "a health check uses a reserved name");
-        host_free_core(h);
-        b->exit_code = EXIT_FAILED;
-        return -EINVAL;
-    }
-    if (rc < 0)
-        goto oom;
 
     /* Move everything: nothing below can fail. */
     h->config = b->config;

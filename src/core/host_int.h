@@ -193,6 +193,8 @@ void hk__host_failure(hk_host_t *host, int err, const char *fmt, ...) HK_PRINTF(
  * with *ret_name naming the check. */
 int hk__health_add_builtins(hk_host_t *host, hk_health_t *health, hk_service_t **svcs, size_t n,
                             const char **ret_name);
+/* Undoes hk__health_add_builtins (a build that fails after it). */
+void hk__health_remove_builtins(hk_health_t *health, hk_service_t **svcs, size_t n);
 /* Starts / stops running the live checks off the loop for the watchdog. */
 void hk__health_monitor_start(hk_host_t *host);
 void hk__health_monitor_stop(hk_host_t *host);

@@ -150,6 +150,17 @@ int hk__health_add_builtins(hk_host_t *h, hk_health_t *health, hk_service_t **sv
     return rc;
 }
 
+void hk__health_remove_builtins(hk_health_t *health, hk_service_t **svcs, size_t nsvcs) {
+    (void)hk__health_remove(health, "host");
+    (void)hk__health_remove(health, "services"); /* -ENOENT until the merge adds it */
+    for (size_t i = 0; i < nsvcs; i++) {
+        char name[80];
+        snprintf(name, sizeof name, "heartbeat:%s", svcs[i]->name);
+        if (svcs[i]->def.heartbeat_ms)
+            (void)hk__health_remove(health, name);
+    }
+}
+
 /* ---- the live monitor (watchdog) ------------------------------------------------- */
 
 struct hk__health_monitor {
