@@ -199,8 +199,8 @@ HK_EXTERN void hk_health_json_free(char *json);
 /*
  * A one-line summary for systemd's STATUS= (hk_host_set_status): "Healthy",
  * or the status followed by the checks that are not Healthy with their
- * descriptions, e.g. "Unhealthy: db (timed out after 5s); cache (Degraded:
- * slow)". Writes at most len bytes including the NUL (truncating; never a
+ * descriptions, e.g. "Unhealthy: db=Unhealthy (timed out after 5s),
+ * cache=Degraded (slow)". Writes at most len bytes including the NUL (truncating; never a
  * newline) and returns the length of the full line, as snprintf does, or
  * -EINVAL.
  */

@@ -9,8 +9,9 @@
  *     |                       | failure / stop requested      | stop requested (signal,
  *     |                       v                               v  hk_host_stop, StopHost)
  *     |                    STOPPING <----------------------- uv_stop in on_wake
- *     |                       | stop_services: cancel tokens, stop in reverse,
- *     |                       v                wait for threads (deadline)
+ *     |                       | stop_services: cancel stopping, [shutdown_delay: loop
+ *     |                       |   runs Host:ShutdownDelaySeconds], cancel service tokens,
+ *     |                       v   stop in reverse, wait for threads (deadline)
  *     +-- hk_host_free     DONE --teardown_loop, destroy_services--> run returns
  *
  * Invariants:
