@@ -48,7 +48,8 @@
  *
  * Phases (details, diagram and threading model in docs/host.md):
  *   run: start services -> started -> loop -> stop requested -> stopping
- *        -> cancel stopping tokens -> stop services (reverse) -> join
+ *        (readiness Unhealthy) -> [Host:ShutdownDelaySeconds, loop still
+ *        running] -> cancel stopping tokens -> stop services (reverse) -> join
  *        background threads -> stopped -> destroy hooks (reverse) -> return.
  *
  * Host settings read from configuration at build (key: type, default):
@@ -58,6 +59,10 @@
  *   Host:SuppressStatusMessages: bool, false     Host:HandleSignals: bool, true
  *   Host:ConfigReloadDebounceMs: int, 250 (wait after a file change before reloading)
  *   Host:ReloadConfigOnChange: bool, true (watch the files; SIGHUP reloads either way)
+ *   Host:ShutdownDelaySeconds: number, 0 (keep serving that long after readiness
+ *     turned Unhealthy at shutdown begin, before services are stopped)
+ *   Health:CacheSeconds: number, 1 (health results reused that long; 0: never)
+ *   Health:HeartbeatMissedIntervals: int, 3 (missed heartbeats before Unhealthy)
  *   environment (HOSTKIT_ENVIRONMENT, --environment): string, Production
  *   contentRoot (HOSTKIT_CONTENTROOT, --contentRoot): string, the working directory
  */
@@ -70,6 +75,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "options.h"
 #include "services.h"
@@ -163,6 +169,15 @@ typedef struct hk_service_def {
      * name or a cycle fails the build (exit 78, naming the chain).
      */
     const char *const *depends_on;
+    /*
+     * Optional, background services only: the interval (ms) at which execute
+     * promises to call hk_service_heartbeat(). The host then registers a
+     * health check "heartbeat:{name}" tagged live that is Unhealthy when no
+     * heartbeat came for Health:HeartbeatMissedIntervals (default 3)
+     * intervals while execute runs (counting from when it started).
+     * 0: no heartbeat check.
+     */
+    unsigned heartbeat_ms;
 } hk_service_def_t;
 
 /* ---- builder ------------------------------------------------------------ */
@@ -195,6 +210,17 @@ HK_EXTERN hk_log_t *hk_builder_log(hk_builder_t *builder);
  */
 HK_EXTERN hk_services_t *hk_builder_services(hk_builder_t *builder);
 HK_EXTERN hk_services_t *hk_host_services(hk_host_t *host);
+
+/*
+ * The health registry (hostkit/health.h): register the program's checks
+ * here. It moves into the host at build, which adds the built-in checks
+ * (`host`, tagged ready; `heartbeat:{service}`, tagged live, for services
+ * with heartbeat_ms) and applies Health:CacheSeconds; the host frees it.
+ * The names "host" and "heartbeat:..." are reserved (the build fails with
+ * exit code 1 when a program check takes one). See docs/health.md.
+ */
+HK_EXTERN hk_health_t *hk_builder_health(hk_builder_t *builder);
+HK_EXTERN hk_health_t *hk_host_health(hk_host_t *host);
 
 /* Shorthand for hk_log_get(hk_builder_log(builder), category). */
 HK_EXTERN hk_logger_t *hk_builder_logger(hk_builder_t *builder, const char *category);
@@ -304,7 +330,9 @@ HK_EXTERN void hk_host_stop(hk_host_t *host);
 /*
  * Lifetime events as tokens that are cancelled when the event happens (the
  * .NET IHostApplicationLifetime model): started once every service started;
- * stopping when shutdown begins; stopped after every service stopped. Wait on
+ * stopping when shutdown begins (readiness turns Unhealthy at the same
+ * moment; with Host:ShutdownDelaySeconds the services' own tokens and stop
+ * callbacks follow only after the delay); stopped after every service stopped. Wait on
  * them, poll them or register callbacks (run on the host thread; a callback
  * registered after the event runs at once). stopping and stopped also fire
  * when start-up fails; started then never does. Owned by the host.
@@ -397,6 +425,13 @@ HK_EXTERN void *hk_service_instance(const hk_service_t *svc);
  * from the service's own callbacks.
  */
 HK_EXTERN int hk_service_fail(hk_service_t *svc, int err, const char *fmt, ...) HK_PRINTF(3, 4);
+
+/*
+ * Records a heartbeat of a background service declared with heartbeat_ms
+ * (see hk_service_def_t): one atomic store, lock-free, from any thread.
+ * Does nothing for NULL or a service without heartbeat_ms.
+ */
+HK_EXTERN void hk_service_heartbeat(hk_service_t *svc);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "health.h"
 #include "host.h"
 #include "log.h"
 #include "metrics.h"

@@ -19,8 +19,9 @@
  * Watchdog: when WATCHDOG_USEC is set (and WATCHDOG_PID is unset or this
  * process), the host sends WATCHDOG=1 every half interval from its loop,
  * but only while the loop turns and every liveness check passes
- * (hk_host_add_liveness_check); a stuck or unhealthy host stops pinging and
- * systemd restarts it.
+ * (hk_host_add_liveness_check) and, when checks are tagged live, the last
+ * run of the live health checks is not Unhealthy (docs/health.md); a stuck
+ * or unhealthy host stops pinging and systemd restarts it.
  *
  * Socket activation: hk_builder_new reads LISTEN_PID, LISTEN_FDS and
  * LISTEN_FDNAMES once, validates them (wrong pid or malformed values are

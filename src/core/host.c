@@ -9,8 +9,9 @@
  *     |                       | failure / stop requested      | stop requested (signal,
  *     |                       v                               v  hk_host_stop, StopHost)
  *     |                    STOPPING <----------------------- uv_stop in on_wake
- *     |                       | stop_services: cancel tokens, stop in reverse,
- *     |                       v                wait for threads (deadline)
+ *     |                       | stop_services: cancel stopping, [shutdown_delay: loop
+ *     |                       |   runs Host:ShutdownDelaySeconds], cancel service tokens,
+ *     |                       v   stop in reverse, wait for threads (deadline)
  *     +-- hk_host_free     DONE --teardown_loop, destroy_services--> run returns
  *
  * Invariants:
@@ -34,6 +35,7 @@
 #include "config/options_int.h"
 #include "core/host_int.h"
 #include "di/services_int.h"
+#include "health/health_int.h"
 #include "log/log.h"
 
 extern char **environ;
@@ -54,6 +56,8 @@ struct hk_builder_s {
     size_t nopts;
     hk_services_t *services;
     hk_metrics_t *metrics; /* with the process collector; moves into the host */
+    hk_host_t **metrics_host; /* the hostkit_* collector's host (set at build; owned by it) */
+    hk_health_t *health;
     hk__listen_t listen; /* socket activation, read once at creation */
     hk_service_t **svcs;
     size_t nsvcs, cap;
@@ -101,7 +105,9 @@ hk_builder_t *hk_builder_new(int argc, char **argv) {
     b->prog = hk__strdup(slash ? slash + 1 : prog);
     if (!b->prog || hk_config_new(&b->config) < 0 || hk__log_new(&b->log) < 0 ||
         hk_services_new(&b->services) < 0 || hk_metrics_new(&b->metrics) < 0 ||
-        hk_metrics_add_process_collector(b->metrics) < 0)
+        hk_metrics_add_process_collector(b->metrics) < 0 ||
+        !(b->metrics_host = hk__host_metrics_add(b->metrics)) ||
+        hk_health_new(&b->health) < 0)
         goto fail;
     /* Host configuration first (environment, command line): it decides which files to read. */
     if (hk_config_add_env(b->config, environ) < 0)
@@ -189,6 +195,7 @@ void hk_builder_free(hk_builder_t *b) {
     hk__free(b->svcs);
     hk_services_free(b->services);
     hk_metrics_free(b->metrics);
+    hk_health_free(b->health);
     hk__listen_free(&b->listen);
     for (size_t i = 0; i < b->nerrors; i++)
         hk__free(b->errors[i]);
@@ -209,6 +216,7 @@ void hk_builder_free(hk_builder_t *b) {
 hk_config_t *hk_builder_config(hk_builder_t *b) { return b ? b->config : NULL; }
 hk_services_t *hk_builder_services(hk_builder_t *b) { return b ? b->services : NULL; }
 hk_metrics_t *hk_builder_metrics(hk_builder_t *b) { return b ? b->metrics : NULL; }
+hk_health_t *hk_builder_health(hk_builder_t *b) { return b ? b->health : NULL; }
 hk_log_t *hk_builder_log(hk_builder_t *b) { return b ? b->log : NULL; }
 hk_logger_t *hk_builder_logger(hk_builder_t *b, const char *category) {
     return b ? hk_log_get(b->log, category) : NULL;
@@ -256,6 +264,10 @@ int hk_builder_add_service(hk_builder_t *b, const hk_service_def_t *def) {
                              def->name);
     if (!def->start && !def->execute && !def->stop)
         return builder_error(b, -EINVAL, "service %s has no start, execute or stop callback",
+                             def->name);
+    if (def->heartbeat_ms && !def->execute)
+        return builder_error(b, -EINVAL,
+                             "service %s declares heartbeat_ms but has no execute callback",
                              def->name);
     for (size_t i = 0; i < b->nsvcs; i++)
         if (strcasecmp(b->svcs[i]->name, def->name) == 0)
@@ -307,6 +319,8 @@ typedef struct settings {
     int64_t debounce_ms;
     double extend_s;
     bool reload_on_change;
+    double shutdown_delay_s, health_cache_s;
+    int64_t heartbeat_missed;
 } settings_t;
 
 static void read_settings(hk_config_t *c, settings_t *s) {
@@ -321,6 +335,9 @@ static void read_settings(hk_config_t *c, settings_t *s) {
     (void)hk_config_get_int(c, "Host:ConfigReloadDebounceMs", 250, 0, 60000, &s->debounce_ms);
     (void)hk_config_get_bool(c, "Host:ReloadConfigOnChange", true, &s->reload_on_change);
     (void)hk_config_get_double(c, "Systemd:ExtendTimeoutSeconds", 0, 0, 86400, &s->extend_s);
+    (void)hk_config_get_double(c, "Host:ShutdownDelaySeconds", 0, 0, 86400, &s->shutdown_delay_s);
+    (void)hk_config_get_double(c, "Health:CacheSeconds", 1, 0, 86400, &s->health_cache_s);
+    (void)hk_config_get_int(c, "Health:HeartbeatMissedIntervals", 3, 1, 1000000, &s->heartbeat_missed);
 }
 
 static void host_free_core(hk_host_t *h);
@@ -415,6 +432,11 @@ static void print_help(hk_builder_t *b, FILE *out) {
             "service (default: never; also BackoffInitialMs, BackoffMaxMs, MaxRestarts, WithinSeconds)\n"
             "  --Systemd:ExtendTimeoutSeconds <number>           ask systemd for more time in slow "
             "start/stop phases (default: 0, off)\n"
+            "  --Host:ShutdownDelaySeconds <number>              keep serving after readiness drops, "
+            "before services stop (default: 0)\n"
+            "  --Health:CacheSeconds <number>                    reuse health check results (default: 1)\n"
+            "  --Health:HeartbeatMissedIntervals <int>           missed heartbeats before a service is "
+            "Unhealthy (default: 3)\n"
             "\nSwitches:\n"
             "  --help, -h        show this help and exit\n"
             "  --version         show the version and exit\n"
@@ -568,9 +590,21 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
     h->content_root = resolve_content_root(content_root);
     if (!h->environment || !h->content_root)
         goto oom;
-    int rc = uv_loop_init(&h->loop);
+    const char *hname = NULL; /* before the loop exists: the failure paths below free no loop */
+    int rc = hk__health_add_builtins(h, b->health, b->svcs, b->nsvcs, &hname);
+    if (rc == -EEXIST) {
+        hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: the health check name %s is reserved", hname);
+        set_first_error(b, "a health check uses a reserved name");
+        host_free_core(h);
+        b->exit_code = EXIT_FAILED;
+        return -EINVAL;
+    }
+    if (rc < 0)
+        goto oom;
+    rc = uv_loop_init(&h->loop);
     if (rc < 0) {
         hk_log(lg, HK_LOG_CRITICAL, "Cannot create the event loop: %s", uv_strerror(rc));
+        hk__health_remove_builtins(b->health, b->svcs, b->nsvcs);
         host_free_core(h);
         hk__free(order);
         b->exit_code = EXIT_FAILED;
@@ -610,8 +644,14 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
     b->nopts = 0;
     h->services = b->services;
     b->services = NULL;
+    *b->metrics_host = h; /* the built-in hostkit_* series now describe this host */
     h->metrics = b->metrics;
     b->metrics = NULL;
+    h->health = b->health;
+    b->health = NULL;
+    (void)hk_health_set_cache_ms(h->health, (uint64_t)(s.health_cache_s * 1e3));
+    h->shutdown_delay_s = s.shutdown_delay_s;
+    h->heartbeat_missed = (unsigned)s.heartbeat_missed;
     h->listen = b->listen;
     memset(&b->listen, 0, sizeof b->listen);
     b->config = NULL;
@@ -661,6 +701,7 @@ hk_token_t *hk_host_stopped(hk_host_t *h) { return h ? h->stopped : NULL; }
 hk_config_t *hk_host_config(hk_host_t *h) { return h ? h->config : NULL; }
 hk_services_t *hk_host_services(hk_host_t *h) { return h ? h->services : NULL; }
 hk_metrics_t *hk_host_metrics(hk_host_t *h) { return h ? h->metrics : NULL; }
+hk_health_t *hk_host_health(hk_host_t *h) { return h ? h->health : NULL; }
 hk_log_t *hk_host_log(hk_host_t *h) { return h ? h->log : NULL; }
 hk_logger_t *hk_host_logger(hk_host_t *h, const char *category) {
     return h ? hk_log_get(h->log, category) : NULL;
@@ -674,6 +715,8 @@ static void host_free_core(hk_host_t *h) {
      * shutdown timeout can be released now (others were released in run). */
     for (size_t i = h->nsvcs; i-- > 0;)
         hk__service_destroy_data(h->svcs[i]);
+    /* Health checks may use singletons: they go first. */
+    hk_health_free(h->health);
     /* Restart scopes, then singletons: both outlive every service (which may have used them). */
     for (size_t i = 0; i < h->nsvcs; i++) {
         hk_scope_free(h->svcs[i]->scope);
@@ -722,6 +765,7 @@ void hk__host_wake(hk_host_t *h) {
 
 void hk__host_request_stop(hk_host_t *h) {
     atomic_store(&h->stop_requested, true);
+    hk__health_invalidate(h->health); /* readiness: no cached Healthy from now on */
     hk_token_cancel(h->start_token);
     hk__host_wake(h);
 }
@@ -749,7 +793,11 @@ static void *task_main(void *arg) {
     hk__service_clear_error(svc, t->kind == TASK_EXECUTE);
     hk__service_enter_exec(t->kind == TASK_EXECUTE ? svc : NULL);
     switch (t->kind) {
-    case TASK_EXECUTE: rc = svc->def.execute(svc, svc->stopping); break;
+    case TASK_EXECUTE:
+        hk__health_exec_begin(svc);
+        rc = svc->def.execute(svc, svc->stopping);
+        hk__health_exec_end(svc);
+        break;
     case TASK_START: rc = svc->def.start(svc, h->start_token); break;
     default: rc = svc->def.stop(svc, h->stop_token); break;
     }
@@ -1539,6 +1587,29 @@ static bool exec_running(hk_host_t *h) {
 }
 
 static bool service_hung(const hk_service_t *svc);
+static void on_delay_over(uv_timer_t *t) { *(bool *)t->data = true; }
+
+/* Host:ShutdownDelaySeconds: readiness is already Unhealthy and `stopping`
+ * fired; the loop keeps running (services keep serving) for the delay, then
+ * the services are stopped. A second signal still forces an exit (the control
+ * thread handles it); further stop requests change nothing. */
+static void shutdown_delay(hk_host_t *h) {
+    char secs[32];
+    hk__fmt_seconds(secs, sizeof secs, h->shutdown_delay_s);
+    hk_log(h->lg_host, HK_LOG_INFO,
+           "Readiness is Unhealthy; stopping services in %s (Host:ShutdownDelaySeconds)", secs);
+    uv_timer_t timer;
+    bool over = false;
+    if (uv_timer_init(&h->loop, &timer) < 0)
+        return;
+    timer.data = &over;
+    uv_update_time(&h->loop);
+    uv_timer_start(&timer, on_delay_over, (uint64_t)(h->shutdown_delay_s * 1e3), 0);
+    while (!over)
+        uv_run(&h->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&timer, NULL);
+    pump(h); /* the close callback: the timer's memory is this frame's */
+}
 
 static void stop_services(hk_host_t *h, bool was_started) {
     h->phase = PHASE_STOPPING;
@@ -1548,7 +1619,10 @@ static void stop_services(hk_host_t *h, bool was_started) {
     hk__control_post(&h->ctl, CTL_WAKE);
     hk__sd_progress(h);
     hk__sd_stopping(h);
+    hk__health_invalidate(h->health);
     hk_token_cancel(h->stopping);
+    if (was_started && h->shutdown_delay_s > 0)
+        shutdown_delay(h);
     h->shutdown_deadline_ns = hk__now_ns() + (uint64_t)(h->shutdown_timeout_s * 1e9);
     hk__control_set_deadline(h, DEADLINE_SHUTDOWN, h->shutdown_timeout_s);
 
@@ -1717,6 +1791,7 @@ int hk_host_run(hk_host_t *h) {
         hk__control_post(&h->ctl, CTL_WAKE); /* the control thread starts its EXTEND_TIMEOUT ticks */
         hk__sd_progress(h);
         hk__sd_watchdog_start(h);
+        hk__health_monitor_start(h);
         ok = start_services(h);
     }
 
@@ -1724,6 +1799,7 @@ int hk_host_run(hk_host_t *h) {
         h->phase = PHASE_RUNNING;
         atomic_store(&h->notify_phase, 0);
         hk__sd_started(h); /* before the started callbacks: a status they set must win */
+        hk__health_invalidate(h->health); /* readiness changes: no cached "starting" */
         hk_token_cancel(h->started);
         if (!h->suppress_status) {
             /* Under systemd nobody presses Ctrl+C. */
@@ -1746,6 +1822,7 @@ int hk_host_run(hk_host_t *h) {
     hk_token_cancel(h->stopped);
     hk__control_stop(h);
     hk__reload_stop(h);
+    hk__health_monitor_stop(h);
     hk__sd_watchdog_stop(h);
     teardown_loop(h);
     hk__reload_free(h);

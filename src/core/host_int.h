@@ -69,6 +69,10 @@ struct hk_service_s {
     int last_error;
     char last_error_text[256];
     uint64_t state_since_ns;
+    /* heartbeats (src/core/hosthealth.c): registry clock of the last one; set
+     * when execute starts; exec_live while execute runs */
+    _Atomic uint64_t beat_ns;
+    atomic_bool exec_live;
 };
 
 /* A hk_host_on_config_change registration. */
@@ -117,6 +121,13 @@ struct hk_host_s {
     size_t nopts;
     hk_services_t *services;
     hk_metrics_t *metrics;
+
+    /* health (src/core/hosthealth.c) */
+    hk_health_t *health;
+    double shutdown_delay_s;      /* Host:ShutdownDelaySeconds */
+    unsigned heartbeat_missed;    /* Health:HeartbeatMissedIntervals */
+    struct hk__health_monitor *monitor; /* live checks for the watchdog, inside run */
+    atomic_int live_status;       /* last hk_health_status_t of the live checks */
 
     /* configuration reload (src/core/reload.c) */
     struct hk__config_watcher *watchers; /* on_config_change registrations */
@@ -231,6 +242,26 @@ void hk__sd_watchdog_stop(hk_host_t *host);
 void hk__sd_progress(hk_host_t *host);
 /* Records the first failure (for STATUS=Failed: ... ERRNO=...). */
 void hk__host_failure(hk_host_t *host, int err, const char *fmt, ...) HK_PRINTF(3, 4);
+
+/* health integration (src/core/hosthealth.c) */
+/* Adds the built-in checks (host, heartbeat:{service}) to the registry the
+ * host is about to own; on failure adds none and returns -ENOMEM/-EEXIST
+ * with *ret_name naming the check. */
+int hk__health_add_builtins(hk_host_t *host, hk_health_t *health, hk_service_t **svcs, size_t n,
+                            const char **ret_name);
+/* Undoes hk__health_add_builtins (a build that fails after it). */
+void hk__health_remove_builtins(hk_health_t *health, hk_service_t **svcs, size_t n);
+/* Starts / stops running the live checks off the loop for the watchdog. */
+void hk__health_monitor_start(hk_host_t *host);
+void hk__health_monitor_stop(hk_host_t *host);
+/* Execute of svc begins / ended (heartbeat interval counting). */
+void hk__health_exec_begin(hk_service_t *svc);
+void hk__health_exec_end(hk_service_t *svc);
+
+/* hostmetrics.c: adds the collector of the built-in hostkit_* series to a
+ * builder's registry; returns the slot (owned by the collector) the build
+ * fills with the host, or NULL when out of memory. */
+hk_host_t **hk__host_metrics_add(hk_metrics_t *metrics);
 
 /* host.c, for control.c */
 void hk__host_request_stop(hk_host_t *host);
