@@ -20,8 +20,10 @@ assert_rc 0 "metrics_probe"
 for s in 'probe_requests_total{method="GET",path="/a \"quoted\" \\ path\nx"} 41.5' \
          'probe_request_duration_seconds_bucket{method="GET",le="+Inf"} 100' \
          'probe_response_size_bytes_count 2' 'probe_in_flight 1' \
-         'hostkit_service_state{service="worker-1",state="BackingOff"} 1' \
-         'hostkit_log_dropped_total 0'; do
+         'hostkit_service_state{service="audit",state="Stopped"} 1' \
+         'hostkit_service_up{service="audit"} 0' 'hostkit_service_restarts_total{service="audit"} 0' \
+         'hostkit_health_status{check="services"} 2' 'hostkit_log_dropped_total 0' \
+         'probe_untyped -1.5'; do
     assert_line "$OUT" "$s"
 done
 for s in process_cpu_seconds_total process_resident_memory_bytes process_virtual_memory_bytes \
