@@ -234,6 +234,12 @@ static int read_settings(hk_config_t *c, hk__log_settings_t *s) {
         }
     }
     rc = keep(rc, read_fmt_opts(c, "File", &s->file, false, NULL));
+    const char *fts = hk_config_get(c, "Logging:File:FormatterOptions:TimestampFormat");
+    if (s->file.formatter != FMT_SIMPLE && !(fts && *fts)) {
+        /* the file's default timestamp is for simple lines; json has its own */
+        hk__free(s->file.ts_format);
+        s->file.ts_format = NULL;
+    }
     int64_t i64;
     rc = keep(rc, hk_config_get_int(c, "Logging:File:MaxFileSizeBytes", (int64_t)s->file_max_bytes,
                                     0, INT64_MAX, &i64));
