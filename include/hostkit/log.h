@@ -224,7 +224,8 @@ HK_EXTERN void hk_log_set_fd(hk_log_t *log, int fd);
 
 /*
  * Formats a record with a built-in formatter ("simple", "json", "systemd";
- * default options: no timestamp for simple, no colours) into buf (size
+ * default options: no timestamp for simple, no colours, no scopes in the
+ * simple line, scopes in json) into buf (size
  * bytes, NUL-terminated, truncated when short). Returns the length the
  * whole line needs (without the NUL), or -EINVAL for an unknown formatter.
  * The line ends in '\n'. For custom sinks and tests.

@@ -176,6 +176,10 @@ int hk__ts_format_check(const char *fmt) {
     if (!fmt)
         return 0;
     for (const char *p = fmt; *p; p++) {
+        if (*p == '\\' && p[1]) { /* \x: a literal, even a quote */
+            p++;
+            continue;
+        }
         if (*p == '\'') {
             const char *end = strchr(p + 1, '\'');
             if (!end)
@@ -301,11 +305,30 @@ static void json_value(hk__buf_t *b, const hk_log_value_t *v) {
     hk__buf_free(&t);
 }
 
+/* Whether two names are the same JSON key once invalid UTF-8 bytes are
+ * replaced by U+FFFD (as hk__json_string writes them): "\xff", "\xfe" and
+ * a real U+FFFD are all one key. */
+static bool same_key(const char *a, const char *b) {
+    static const unsigned char fffd[3] = {0xEF, 0xBF, 0xBD};
+    const unsigned char *p = (const unsigned char *)a, *q = (const unsigned char *)b;
+    size_t na = strlen(a), nb = strlen(b);
+    while (*p && *q) {
+        size_t lp = *p < 0x80 ? 1 : utf8_len(p, na), lq = *q < 0x80 ? 1 : utf8_len(q, nb);
+        const unsigned char *sp = lp ? p : fffd, *sq = lq ? q : fffd;
+        size_t kp = lp ? lp : 3, kq = lq ? lq : 3;
+        if (kp != kq || memcmp(sp, sq, kp) != 0)
+            return false;
+        p += lp ? lp : 1, na -= lp ? lp : 1;
+        q += lq ? lq : 1, nb -= lq ? lq : 1;
+    }
+    return !*p && !*q;
+}
+
 static bool seen_before(const hk_log_field_t *f, size_t i) {
-    if (strcmp(f[i].name, "Message") == 0 || strcmp(f[i].name, "{OriginalFormat}") == 0)
+    if (same_key(f[i].name, "Message") || same_key(f[i].name, "{OriginalFormat}"))
         return true;
     for (size_t j = 0; j < i; j++)
-        if (strcmp(f[j].name, f[i].name) == 0)
+        if (same_key(f[j].name, f[i].name))
             return true;
     return false;
 }
@@ -356,7 +379,7 @@ static void format_json(hk__buf_t *b, const hk_log_record_t *r, const hk__fmt_op
         hk__json_string(b, r->format, strlen(r->format));
     }
     hk__buf_putc(b, '}');
-    if (r->nscopes) {
+    if (o->include_scopes && r->nscopes) { /* as .NET: only with IncludeScopes */
         hk__buf_puts(b, ",\"Scopes\":[");
         for (size_t i = 0; i < r->nscopes; i++) {
             if (i)
@@ -379,7 +402,7 @@ static void one_line(hk__buf_t *b, const char *s) {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         const unsigned char *run = p;
-        while (*p >= 0x20 || *p == '\t')
+        while ((*p >= 0x20 && *p != 0x7f) || *p == '\t')
             p++;
         if (p > run)
             hk__buf_put(b, (const char *)run, (size_t)(p - run));
@@ -453,8 +476,10 @@ int hk_log_format_record(const hk_log_record_t *record, const char *formatter, c
     hk__fmt_opts_t o = {0};
     if (strcmp(formatter, "simple") == 0)
         o.formatter = FMT_SIMPLE;
-    else if (strcmp(formatter, "json") == 0)
+    else if (strcmp(formatter, "json") == 0) {
         o.formatter = FMT_JSON;
+        o.include_scopes = true; /* a custom sink gets everything the record has */
+    }
     else if (strcmp(formatter, "systemd") == 0)
         o.formatter = FMT_SYSTEMD;
     else

@@ -627,15 +627,19 @@ static void self_report(hk_log_t *log, hk_log_level_t level, const char *fmt, ..
     hk__free(rec);
 }
 
+/* Under wmu. */
+static void reopen_sinks(hk_log_t *log) {
+    hk__file_reopen(&log->file, &log->errors);
+    for (size_t i = 0; i < log->ncustom; i++)
+        if (log->custom[i].ops->reopen)
+            log->custom[i].ops->reopen(log->custom[i].data);
+}
+
 /* Under wmu. Frees the records. Messages dropped before the batch was taken
  * were dropped after every message in it was queued: reported after it. */
 static void process(hk_log_t *log, hk__rec_t *batch, uint64_t drops) {
-    if (atomic_exchange(&log->reopen, false)) {
-        hk__file_reopen(&log->file, &log->errors);
-        for (size_t i = 0; i < log->ncustom; i++)
-            if (log->custom[i].ops->reopen)
-                log->custom[i].ops->reopen(log->custom[i].data);
-    }
+    if (atomic_exchange(&log->reopen, false))
+        reopen_sinks(log);
     for (hk__rec_t *r = batch, *next; r; r = next) {
         next = r->next;
         write_record(log, r->logger, &r->r);
@@ -788,10 +792,10 @@ void hk_log_reopen(hk_log_t *log) {
     if (log->writer_waiting)
         pthread_cond_signal(&log->nonempty);
     pthread_mutex_unlock(&log->qmu);
-    if (!started) { /* no writer yet: reopen here */
+    if (!started) { /* no writer yet (or synchronous): reopen here */
         pthread_mutex_lock(&log->wmu);
         if (atomic_exchange(&log->reopen, false))
-            hk__file_reopen(&log->file, &log->errors);
+            reopen_sinks(log);
         pthread_mutex_unlock(&log->wmu);
     }
 }

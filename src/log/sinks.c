@@ -255,10 +255,26 @@ static void field(hk__buf_t *b, const char *name, const char *v) {
     field_value(b, v, strlen(v));
 }
 
+/* The fields this sink writes itself: a hole or scope with one of these
+ * names gets an "F_" prefix, so user data never overrides PRIORITY & co. */
+static const char *const own_fields[] = {
+    "MESSAGE",  "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE",       "CODE_FUNC",
+    "LOGGER_CATEGORY",      "EVENT_ID",          "ERRNO",     "TID", "MESSAGE_TEMPLATE"};
+
 static void field_typed(hk__buf_t *b, const hk_log_field_t *f) {
     if (f->value.type == HK_LOG_T_MISSING)
         return;
+    size_t at = b->len;
     field_name(b, f->name);
+    for (size_t i = 0; !b->oom && i < HK_ARRAY_SIZE(own_fields); i++) {
+        if (b->len - at == strlen(own_fields[i]) &&
+            memcmp(b->p + at, own_fields[i], b->len - at) == 0) {
+            b->len = at;
+            hk__buf_puts(b, "F_");
+            hk__buf_puts(b, own_fields[i]);
+            break;
+        }
+    }
     hk__buf_t t = {0};
     hk__value_text(&t, &f->value);
     field_value(b, t.p ? t.p : "", t.len);
