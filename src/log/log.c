@@ -4,9 +4,11 @@
  * queue and the one writer thread that drains it into the sinks.
  * Depends on libc, pthreads, src/common, the config store and log_int.h.
  *
- * Locks, in the order they may be taken: `mu` (loggers, settings, filter,
- * custom sink list) -> `wmu` (the sinks' state: held by the writer while it
- * writes a batch, and by whoever reconfigures a sink) -> `qmu` (the queue).
+ * Locks, in the order they may be taken: `wmu` (the sinks' state: held by
+ * the writer while it writes a batch, and by whoever reconfigures a sink)
+ * -> `mu` (loggers, settings, filter, custom sink list) -> `qmu` (the
+ * queue). A sink may log from its write callback (hk_log_get takes `mu`,
+ * the enqueue `qmu`), so nothing holds `mu` while it waits for `wmu`.
  * Levels are written under `mu` and read with relaxed atomic loads.
  */
 #include <errno.h>
@@ -453,19 +455,19 @@ int hk__log_configure(hk_log_t *log, hk_config_t *config) {
         hk__log_settings_free(&s);
         return rc;
     }
-    pthread_mutex_lock(&log->mu);
     pthread_mutex_lock(&log->wmu);
+    pthread_mutex_lock(&log->mu);
     hk__log_settings_free(&log->settings);
     log->settings = s;
     apply_sinks(log);
-    pthread_mutex_unlock(&log->wmu);
+    recompute_all(log);
     pthread_mutex_lock(&log->qmu);
     log->max_queue = s.max_queue;
     log->full_mode = s.full_mode;
     pthread_cond_broadcast(&log->space); /* a larger queue frees waiters */
     pthread_mutex_unlock(&log->qmu);
-    recompute_all(log);
     pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->wmu);
     return rc;
 }
 
@@ -529,8 +531,8 @@ int hk_log_add_sink(hk_log_t *log, const char *name, const hk_log_sink_ops_t *op
         if (strcasecmp(name, builtin_sinks[i]) == 0)
             return -EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&log->mu);
     pthread_mutex_lock(&log->wmu);
+    pthread_mutex_lock(&log->mu);
     for (size_t i = 0; i < log->ncustom; i++)
         if (strcasecmp(log->custom[i].name, name) == 0)
             rc = -EEXIST;
@@ -542,10 +544,10 @@ int hk_log_add_sink(hk_log_t *log, const char *name, const hk_log_sink_ops_t *op
         s->ops = ops;
         s->data = data;
     }
-    pthread_mutex_unlock(&log->wmu);
     if (rc == 0)
         recompute_all(log);
     pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->wmu);
     return rc;
 }
 
@@ -565,14 +567,14 @@ void hk_log_set_sink(hk_log_t *log, hk_log_sink_cb cb, void *data) {
 void hk_log_set_fd(hk_log_t *log, int fd) {
     if (!log)
         return;
-    pthread_mutex_lock(&log->mu);
     pthread_mutex_lock(&log->wmu);
+    pthread_mutex_lock(&log->mu);
     hk__console_flush(&log->console, &log->errors);
     log->console.cb = NULL;
     log->console.fd_override = fd >= 0 ? fd : -1;
     apply_sinks(log); /* the automatic formatter and colours depend on the fd */
-    pthread_mutex_unlock(&log->wmu);
     pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->wmu);
     pthread_mutex_lock(&log->qmu);
     log->sync = false;
     pthread_mutex_unlock(&log->qmu);
