@@ -915,6 +915,48 @@ static void multi_line_messages_stay_one_line_in_every_formatter(void **state) {
     }
 }
 
+/* Every double renders as text that reads back as the same value (the fast
+ * path for <= 6 decimals and the %.15g / %.17g path), and is short for
+ * short decimals. */
+static void doubles_render_shortest_and_read_back_exactly(void **state) {
+    (void)state;
+    double vals[] = {3.5, 0.1, 0.2, 1.0 / 3, 2e-5, 123456789.25, -42.125, 1e-7, 1e300, -1e-300,
+                     5e-324, 999999999.999999, 1e9, 4503599627370497.0, -0.0, 0.0,
+                     nextafter(0.1, 1), nextafter(3.5, 0), 0.000001, 0.0000015};
+    unsigned seed = 12345;
+    for (int i = 0; i < 20000 + (int)(sizeof vals / sizeof vals[0]); i++) {
+        double d;
+        if (i < (int)(sizeof vals / sizeof vals[0])) {
+            d = vals[i];
+        } else { /* random decimals with up to 7 digits after the point, and random bits */
+            seed = seed * 1103515245u + 12345u;
+            long long k = (long long)(seed % 2000000000u) - 1000000000;
+            d = i % 2 ? (double)k / 1e6 : (double)k / 1e7 * 3.7;
+        }
+        hk_log_value_t v = hk_log_f64(d);
+        char msg[128], names[64];
+        hk_log_field_t f[1];
+        size_t nf = 0;
+        hk__render_template("{X}", &v, 1, msg, sizeof msg, f, 1, &nf, names, sizeof names);
+        char *end = NULL;
+        double back = strtod(msg, &end);
+        if (*end || back != d || signbit(back) != signbit(d))
+            fail_msg("%.17g rendered as \"%s\"", d, msg);
+    }
+    hk_log_value_t v = hk_log_f64(3.5);
+    char msg[64], names[16];
+    hk_log_field_t f[1];
+    size_t nf;
+    hk__render_template("{X}", &v, 1, msg, sizeof msg, f, 1, &nf, names, sizeof names);
+    assert_string_equal(msg, "3.5");
+    v = hk_log_f64(0.1);
+    hk__render_template("{X}", &v, 1, msg, sizeof msg, f, 1, &nf, names, sizeof names);
+    assert_string_equal(msg, "0.1");
+    v = hk_log_f64(1.0 / 3);
+    hk__render_template("{X}", &v, 1, msg, sizeof msg, f, 1, &nf, names, sizeof names);
+    assert_string_equal(msg, "0.33333333333333331"); /* 15 digits would not read back */
+}
+
 int main(void) {
     /* a fixed zone with a half-hour offset for the local-time tests */
     setenv("TZ", "IST-5:30", 1);
@@ -930,6 +972,7 @@ int main(void) {
         cmocka_unit_test(json_stays_valid_for_control_bytes_quotes_and_invalid_utf8),
         cmocka_unit_test(json_hole_names_equal_after_replacement_are_not_duplicated),
         cmocka_unit_test(timestamp_format_dotnet_tokens_in_utc_and_local_time),
+        cmocka_unit_test(doubles_render_shortest_and_read_back_exactly),
         T(templates_bind_holes_by_position_with_every_value_type),
         T(template_escapes_missing_and_surplus_arguments_render_visibly),
         T(duplicate_hole_names_and_a_hole_named_message_keep_json_valid),
