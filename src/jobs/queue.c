@@ -297,8 +297,8 @@ static int queue_execute(hk_service_t *svc, hk_token_t *stopping) {
     size_t left = 0;
     bool discard = q->on_stop == HK_QUEUE_DISCARD || err;
     if (discard) {
+        left = discard_all(q); /* before the cancel: a worker it frees must find nothing */
         hk_token_cancel(q->abort);
-        left = discard_all(q);
     } else if (queued) {
         hk_log_info(q->lg, "Queue {Queue} draining {Count} queued items", q->name,
                     (unsigned long long)queued);
@@ -318,8 +318,8 @@ static int queue_execute(hk_service_t *svc, hk_token_t *stopping) {
     if (late) {
         hk_log_warn(q->lg, "Queue {Queue} could not drain within {TimeoutMs} ms; discarding the rest",
                     q->name, (unsigned long long)q->drain_timeout_ms);
-        hk_token_cancel(q->abort);
         left += discard_all(q);
+        hk_token_cancel(q->abort);
     }
     for (unsigned i = 0; i < n; i++)
         pthread_join(th[i], NULL);
