@@ -117,6 +117,8 @@ typedef struct probe {
 } probe_t;
 
 static atomic_int ctx_created, ctx_freed;
+/* Guards the per-run arrays of a probe (written by run threads, read by the test). */
+static pthread_mutex_t pm = PTHREAD_MUTEX_INITIALIZER;
 
 static int ctx_create(hk_scope_t *scope, void *data, void **ret) {
     (void)scope;
@@ -142,14 +144,18 @@ static int probe_run(const hk_job_run_t *run) {
     int m = atomic_load(&p->max_active);
     while (act > m && !atomic_compare_exchange_weak(&p->max_active, &m, act)) {
     }
+    pthread_mutex_lock(&pm);
     if (n <= 64)
         p->scheduled[n - 1] = run->scheduled_ns;
+    pthread_mutex_unlock(&pm);
     if (p->use_scope && n <= 64) {
         int *a = NULL, *b = NULL;
         if (hk_scope_get(run->scope, "Ctx", (void **)&a) == 0 &&
             hk_scope_get(run->scope, "Ctx", (void **)&b) == 0) {
+            pthread_mutex_lock(&pm);
             p->ctx[n - 1][0] = *a;
             p->ctx[n - 1][1] = a == b ? *b : -1;
+            pthread_mutex_unlock(&pm);
         }
     }
     if (p->advance_ns && (!p->advance_runs || n <= p->advance_runs))
@@ -159,14 +165,36 @@ static int probe_run(const hk_job_run_t *run) {
         hk_token_wait(p->release);
     if (p->wait_token) {
         hk_token_wait(run->token);
+        pthread_mutex_lock(&pm);
         if (n <= 64)
             p->token_cancelled[n - 1] = true;
+        pthread_mutex_unlock(&pm);
         rc = -ECANCELED;
     }
     if (n <= p->fail_runs)
         rc = hk_job_fail(run, -EIO, "disk full on run %d", n);
     atomic_fetch_sub(&p->active, 1);
     return rc;
+}
+
+/* Locked reads of a probe's per-run arrays. */
+static int64_t sched_of(probe_t *p, int i) {
+    pthread_mutex_lock(&pm);
+    int64_t v = p->scheduled[i];
+    pthread_mutex_unlock(&pm);
+    return v;
+}
+static bool cancelled_of(probe_t *p, int i) {
+    pthread_mutex_lock(&pm);
+    bool v = p->token_cancelled[i];
+    pthread_mutex_unlock(&pm);
+    return v;
+}
+static int ctx_of(probe_t *p, int i, int j) {
+    pthread_mutex_lock(&pm);
+    int v = p->ctx[i][j];
+    pthread_mutex_unlock(&pm);
+    return v;
 }
 
 typedef struct runs_at_least {
@@ -264,7 +292,7 @@ static void ticks_are_start_to_start_without_drift(void **state) {
         assert_int_equal(atomic_load(&p.runs), k - 1);
         fk_advance_to(T0 + (uint64_t)k * SEC);
         wait_runs(&p, k);
-        assert_int_equal(p.scheduled[k - 1], (int64_t)(T0 + (uint64_t)k * SEC));
+        assert_int_equal(sched_of(&p, k - 1), (int64_t)(T0 + (uint64_t)k * SEC));
     }
     wait_sleeps(5);
     char m[16384];
@@ -312,7 +340,7 @@ static void queue_one_runs_once_more_right_after(void **state) {
     wait_sleeps(2);
     /* run 1 ended at 3.5 s, overlapping the ticks at 2 s and 3 s: one queued run then, one
      * skipped; the grid goes on at 4 s */
-    assert_int_equal(p.scheduled[1], (int64_t)(T0 + 3500000000ull));
+    assert_int_equal(sched_of(&p, 1), (int64_t)(T0 + 3500000000ull));
     assert_int_equal(fk_last_deadline(), T0 + 4 * SEC);
     assert_int_equal(atomic_load(&p.runs), 2);
     char m[16384];
@@ -369,7 +397,7 @@ static void run_on_start_runs_at_once_then_keeps_the_grid(void **state) {
     start_host(b, &r);
     wait_runs(&p, 1);
     wait_sleeps(1);
-    assert_int_equal(p.scheduled[0], (int64_t)T0);
+    assert_int_equal(sched_of(&p, 0), (int64_t)T0);
     assert_int_equal(fk_last_deadline(), T0 + 300 * SEC); /* configuration won: 5m */
     assert_int_equal(finish_host(&r, NULL, 0), 0);
 }
@@ -388,7 +416,7 @@ static void jitter_delays_each_tick_within_its_bound(void **state) {
         assert_true(d >= tick && d <= tick + 200000000ull);
         fk_advance_to(tick + 200000000ull);
         wait_runs(&p, k);
-        assert_int_equal(p.scheduled[k - 1], (int64_t)tick); /* the tick, not the jittered time */
+        assert_int_equal(sched_of(&p, k - 1), (int64_t)tick); /* the tick, not the jittered time */
     }
     assert_int_equal(finish_host(&r, NULL, 0), 0);
 }
@@ -409,7 +437,7 @@ static void a_run_that_times_out_fails_the_service(void **state) {
     hk_metrics_print(hk_host_metrics(r.h), m, sizeof m, NULL);
     hk_host_free(r.h);
     assert_int_equal(r.code, 1);
-    assert_true(p.token_cancelled[0]);
+    assert_true(cancelled_of(&p, 0));
     assert_logged("Background service tick failed: run 1 timed out after 20 ms (Jobs:tick:Timeout)");
     assert_contains(m, "hostkit_job_runs_total{job=\"tick\",outcome=\"timeout\"} 1");
 }
@@ -426,7 +454,7 @@ static void a_run_cancelled_by_shutdown_is_not_a_failure(void **state) {
     wait_runs(&p, 1);
     char m[16384];
     assert_int_equal(finish_host(&r, m, sizeof m), 0);
-    assert_true(p.token_cancelled[0]);
+    assert_true(cancelled_of(&p, 0));
     assert_contains(m, "hostkit_job_runs_total{job=\"tick\",outcome=\"cancelled\"} 1");
     assert_contains(m, "hostkit_job_runs_total{job=\"tick\",outcome=\"failure\"} 0");
     assert_not_logged("failed");
@@ -452,10 +480,10 @@ static void each_run_gets_its_own_scope(void **state) {
     wait_sleeps(2);
     assert_int_equal(finish_host(&r, NULL, 0), 0);
     assert_int_equal(atomic_load(&p.runs), 2);
-    assert_int_equal(p.ctx[0][0], 1);
-    assert_int_equal(p.ctx[0][1], 1); /* one instance within a run */
-    assert_int_equal(p.ctx[1][0], 2); /* a new one for the next run */
-    assert_int_equal(p.ctx[1][1], 2);
+    assert_int_equal(ctx_of(&p, 0, 0), 1);
+    assert_int_equal(ctx_of(&p, 0, 1), 1); /* one instance within a run */
+    assert_int_equal(ctx_of(&p, 1, 0), 2); /* a new one for the next run */
+    assert_int_equal(ctx_of(&p, 1, 1), 2);
     assert_int_equal(atomic_load(&ctx_created), 2);
     assert_int_equal(atomic_load(&ctx_freed), 2);
 }
@@ -579,7 +607,7 @@ static void cron_jobs_wait_for_the_wall_clock(void **state) {
     assert_int_equal(atomic_load(&p.runs), 0);
     fk_advance_to(T0 + 100 * SEC);
     wait_runs(&p, 1);
-    assert_int_equal(p.scheduled[0], (int64_t)1700000100 * (int64_t)SEC);
+    assert_int_equal(sched_of(&p, 0), (int64_t)1700000100 * (int64_t)SEC);
     wait_sleeps(3);
     assert_int_equal(finish_host(&r, NULL, 0), 0);
 }
