@@ -41,6 +41,7 @@ struct hk_queue_s {
     pthread_cond_t not_empty, not_full, idle; /* CLOCK_MONOTONIC */
     item_t *ring;
     size_t cap, head, count;
+    atomic_size_t count_hint; /* count, readable without mu (idle workers spin on it) */
     unsigned waiting_producers, waiting_consumers;
     bool closed;       /* not accepting */
     bool exit_workers; /* workers leave once the ring is empty */
@@ -79,8 +80,10 @@ static void queue_free(void *data) {
 
 /* Pushes under mu (room checked by the caller). */
 static void push_locked(hk_queue_t *q, hk_work_cb fn, void *arg, hk_destroy_cb destroy) {
-    q->ring[(q->head + q->count) % q->cap] = (item_t){fn, arg, destroy, hk__now_ns()};
+    size_t at = q->head + q->count;
+    q->ring[at >= q->cap ? at - q->cap : at] = (item_t){fn, arg, destroy, hk__now_ns()};
     q->count++;
+    atomic_store_explicit(&q->count_hint, q->count, memory_order_relaxed);
     if (q->waiting_consumers)
         pthread_cond_signal(&q->not_empty);
 }
@@ -198,10 +201,29 @@ static void run_item(hk_queue_t *q, item_t *it, bool in_stop) {
     destroy_item(it);
 }
 
+/* Up to this many items leave the ring per lock acquisition. */
+#define TAKE_MAX 16
+/* An idle worker re-checks this many times before sleeping on the condition
+ * variable: a producer that keeps up then needs no futex wake-up per item. */
+#define SPIN_ROUNDS 2000
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void *worker_main(void *arg) {
     hk_queue_t *q = arg;
+    item_t batch[TAKE_MAX];
     pthread_mutex_lock(&q->mu);
     for (;;) {
+        if (q->count == 0 && !q->exit_workers) {
+            pthread_mutex_unlock(&q->mu);
+            for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&q->count_hint, memory_order_relaxed) == 0; i++)
+                cpu_relax();
+            pthread_mutex_lock(&q->mu);
+        }
         while (q->count == 0 && !q->exit_workers) {
             q->waiting_consumers++;
             pthread_cond_wait(&q->not_empty, &q->mu);
@@ -209,15 +231,22 @@ static void *worker_main(void *arg) {
         }
         if (q->count == 0)
             break;
-        item_t it = q->ring[q->head];
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
+        /* a share of what is queued, so the other workers get some too */
+        size_t n = q->count / q->workers;
+        n = n < 1 ? 1 : n > TAKE_MAX ? TAKE_MAX : n;
+        for (size_t i = 0; i < n; i++) {
+            batch[i] = q->ring[q->head];
+            q->head = q->head + 1 == q->cap ? 0 : q->head + 1;
+        }
+        q->count -= n;
+        atomic_store_explicit(&q->count_hint, q->count, memory_order_relaxed);
         bool in_stop = q->closed;
         if (q->waiting_producers)
-            pthread_cond_signal(&q->not_full);
+            pthread_cond_broadcast(&q->not_full);
         pthread_mutex_unlock(&q->mu);
-        hk_gauge_dec(q->depth);
-        run_item(q, &it, in_stop);
+        hk_gauge_add(q->depth, -(double)n);
+        for (size_t i = 0; i < n; i++)
+            run_item(q, &batch[i], in_stop);
         pthread_mutex_lock(&q->mu);
     }
     q->alive--;
@@ -240,6 +269,7 @@ static size_t discard_all(hk_queue_t *q) {
     }
     q->head = 0;
     q->count = 0;
+    atomic_store_explicit(&q->count_hint, 0, memory_order_relaxed);
     pthread_mutex_unlock(&q->mu);
     hk_gauge_add(q->depth, -(double)n);
     for (size_t i = 0; items && i < n; i++)
