@@ -43,8 +43,9 @@ for p in /healthz /healthz/live /healthz/ready; do
     body=$(curl -sS -w ' %{http_code}' "$U$p")
     [[ $body == '{"status":"Healthy"'*' 200' ]] || fail "GET $p: $body"
 done
-curl -sS "$U/metrics" | grep -q '^hostkit_http_requests_total{method="GET",route="/hello/{name}",status="200"} 1$' ||
-    fail "no request series in /metrics"
+# counted when the engine reports the response sent, which may trail the client: poll
+hello_counted() { curl -sS "$U/metrics" | grep -q '^hostkit_http_requests_total{method="GET",route="/hello/{name}",status="200"} 1$'; }
+wait_until "$DEADLINE" "the /hello series in /metrics" hello_counted
 
 step "request log lines"
 wait_for_regex "$LOG" '^info: hostkit.web\[0\] POST /echo -> 200 in [0-9.]+ ms \(9 bytes\)$'
