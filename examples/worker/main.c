@@ -23,7 +23,10 @@
  * Queues:work:Capacity, default 100), whose workers count it; the periodic
  * job "report" logs the totals every Worker:ReportInterval (default 10s;
  * Jobs:report:* configures it further, e.g. Jobs:report:Cron). At shutdown
- * the queue drains what is left and says so. Depends on libhostkit only.
+ * the queue drains what is left and says so. With
+ * --Management:Urls=http://127.0.0.1:9090 it serves /healthz, /healthz/live,
+ * /healthz/ready and /metrics (docs/web.md). Depends on libhostkit, and on
+ * libhostkit-web for those endpoints only.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -32,6 +35,7 @@
 #include <time.h>
 
 #include <hostkit/hostkit.h>
+#include <hostkit/web.h>
 
 /* Workers promise a heartbeat at least this often (docs/health.md). */
 #define HEARTBEAT_MS 1000
@@ -325,6 +329,11 @@ int main(int argc, char **argv) {
      * build; a bad value is recorded and the build fails with 78 naming it. */
     int64_t count = 3;
     hk_config_get_int(hk_builder_config(b), "Worker:Count", 3, 0, 1000, &count);
+    /* Health and metrics over HTTP for a worker with no routes: nothing
+     * listens unless Management:Urls is set (e.g. http://127.0.0.1:9090).
+     * Registered first, so it starts first and stops last: the endpoints
+     * answer for the whole shutdown. */
+    hk_builder_add_web(b, NULL);
     if (add_services(b, opts, count) < 0) {
         hk_builder_free(b);
         return 1;

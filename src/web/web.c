@@ -638,8 +638,11 @@ static int web_start(hk_service_t *svc, hk_token_t *token) {
     if (act_mgmt)
         web->set.endpoints_on_app = false;
     if (web->nls == 0) {
-        hk_warn(web->log, "web: no listener (set Web:Urls, or Management:Urls for the health "
-                          "and metrics endpoints)");
+        /* expected for a worker that only offers the management endpoints and
+           was not given Management:Urls; a warning when routes are mapped */
+        hk_log(web->log, web->nroutes ? HK_LOG_WARN : HK_LOG_DEBUG,
+               "web: no listener (set Web:Urls, or Management:Urls for the health and metrics "
+               "endpoints)");
         goto out;
     }
     for (size_t i = 0; i < web->nls && rc == 0; i++)
