@@ -122,8 +122,8 @@ static enum MHD_Result finish(hk_web_request_t *req) {
     }
     if (!r) {
         req->status = 500;
-        req->queued = true;
-        return queue_static(req->conn, 500, "", true);
+        req->queued = queue_static(req->conn, 500, "", true) == MHD_YES;
+        return req->queued ? MHD_YES : MHD_NO;
     }
     for (size_t i = 0; i < req->nheaders; i++)
         if (MHD_add_response_header(r, req->headers[i].name, req->headers[i].value) != MHD_YES)
@@ -132,9 +132,9 @@ static enum MHD_Result finish(hk_web_request_t *req) {
         MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
     if (req->close || atomic_load(&web->draining))
         MHD_add_response_header(r, "Connection", "close");
-    req->queued = true;
     enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, r);
     MHD_destroy_response(r);
+    req->queued = rc == MHD_YES;
     return rc;
 }
 
@@ -229,8 +229,18 @@ static enum web_endpoint endpoint_of(const hk_web_t *web, const char *path) {
     return EP_NONE;
 }
 
+/* RFC 9110 token characters (a method must be one). */
+static bool is_token(const char *s) {
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!(((unsigned char)*s > 32 && (unsigned char)*s < 127) && !strchr("\"(),/:;<=>?@[\\]{}", *s)))
+            return false;
+    return true;
+}
+
 static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *conn,
-                                  const char *method) {
+                                  const char *method, const char *version) {
     hk_web_t *web = req->web;
     req->started = true;
     req->conn = conn;
@@ -253,6 +263,13 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
     bool has_body = te || (cl && strcmp(cl, "0"));
     if (hb > web->set.max_headers)
         return answer(req, 431, "Request Header Fields Too Large", true);
+    /* Gaps in the engine's checks (0.9.75): a method that is not a token, a
+     * HTTP/1.1 request without Host (RFC 9112 section 3.2). */
+    if (!is_token(method))
+        return answer(req, 400, "Bad Request: malformed method", true);
+    if (version && !strcmp(version, "HTTP/1.1") &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+        return answer(req, 400, "Bad Request: no Host header", has_body);
     if (te && cl)
         return answer(req, 400, "Bad Request: both Content-Length and Transfer-Encoding", true);
     if (te && strcasecmp(te, "chunked"))
@@ -309,13 +326,28 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
     return MHD_YES;
 }
 
+/*
+ * libmicrohttpd (0.9.75) cannot send a response while a request body is
+ * being received: a response queued mid-body is refused. So a body over
+ * the limit is read and dropped, and 413 goes out (with Connection: close)
+ * once it ended; past OVERRUN_BUDGET dropped bytes the connection is cut.
+ */
+#define OVERRUN_BUDGET (1024u * 1024u)
+
 static enum MHD_Result body_call(hk_web_request_t *req, const char *data, size_t len) {
-    if (req->queued || req->body_failed)
-        return MHD_YES; /* already answered: the rest is discarded */
     req->body_seen += len;
+    if (req->body_failed) {
+        if (req->body_seen - req->body_limit > OVERRUN_BUDGET)
+            return MHD_NO; /* closes the connection */
+        return MHD_YES;
+    }
     if (req->body_limit != UINT64_MAX && req->body_seen > req->body_limit) {
         req->body_failed = true;
-        return answer(req, 413, "Content Too Large", true);
+        req->fail_status = 413;
+        hk__free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+        return MHD_YES;
     }
     if (req->ep != EP_NONE || !req->matched)
         return MHD_YES; /* no handler will read it */
@@ -323,10 +355,8 @@ static enum MHD_Result body_call(hk_web_request_t *req, const char *data, size_t
         int r = req->route->def.on_body(req, data, len, req->route->def.data);
         if (r < 0) {
             req->body_failed = true;
-            if (req->status < 400)
-                hk_web_response_status(req, 400);
-            req->close = true;
-            return finish(req);
+            req->fail_status = req->status >= 400 ? req->status : 400;
+            req->body_limit = req->body_seen; /* the overrun budget counts from here */
         }
         return MHD_YES;
     }
@@ -337,7 +367,9 @@ static enum MHD_Result body_call(hk_web_request_t *req, const char *data, size_t
         char *g = hk__realloc(req->body, cap);
         if (!g) {
             req->body_failed = true;
-            return answer(req, 500, "Internal Server Error", true);
+            req->fail_status = 500;
+            req->body_limit = req->body_seen;
+            return MHD_YES;
         }
         req->body = g;
         req->body_cap = cap;
@@ -366,10 +398,11 @@ static enum MHD_Result finish_async(hk_web_request_t *req) {
     unlist_suspended(req);
     if (req->forced) {
         /* The application may still be writing its response: leave it alone. */
-        req->handled = req->queued = true;
+        req->handled = true;
         req->status = 503;
         req->bytes = 0;
-        return queue_static(req->conn, 503, "", true);
+        req->queued = queue_static(req->conn, 503, "", true) == MHD_YES;
+        return req->queued ? MHD_YES : MHD_NO;
     }
     return finish(req);
 }
@@ -380,6 +413,10 @@ static enum MHD_Result final_call(hk_web_request_t *req) {
         return MHD_YES;
     if (req->async)
         return finish_async(req);
+    if (req->body_failed) {
+        int st = req->fail_status;
+        return answer(req, st, st == 413 ? "Content Too Large" : st == 500 ? "Internal Server Error" : "Bad Request", true);
+    }
     if (req->ep != EP_NONE) {
         serve_endpoint(req);
         return finish(req);
@@ -431,12 +468,11 @@ enum MHD_Result hk__web_access(void *cls, struct MHD_Connection *conn, const cha
                                size_t *upload_data_size, void **req_cls) {
     (void)cls;
     (void)url;
-    (void)version;
     hk_web_request_t *req = *req_cls;
     if (!req) /* out of memory when the request line came in */
         return queue_static(conn, 503, "Service Unavailable", true);
     if (!req->started)
-        return first_call(req, conn, method);
+        return first_call(req, conn, method, version);
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;

@@ -498,8 +498,8 @@ static int start_daemon(hk_web_t *web, web_listener_t *l) {
                      MHD_USE_ERROR_LOG;
     struct MHD_OptionItem o[16];
     size_t n = 0;
-    o[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, l->fd, NULL};
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, web};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, l->fd, NULL};
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)hk__web_uri_log, l};
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)hk__web_completed, l};
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)hk__web_conn_notify, l};
@@ -705,8 +705,16 @@ static int web_stop(hk_service_t *svc, hk_token_t *token) {
         if (!l->daemon)
             continue;
         MHD_socket fd = MHD_quiesce_daemon(l->daemon);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
+        /*
+         * The engine's thread may still touch the descriptor (epoll_ctl)
+         * after quiesce returns, so it is closed only after the engine
+         * stopped (stop_daemons). shutdown(2) on a listening socket takes it
+         * out of LISTEN at once on Linux: new connections are refused now.
+         */
+        if (fd != MHD_INVALID_SOCKET) {
+            (void)shutdown(fd, SHUT_RDWR);
+            l->fd = fd;
+        }
         if (l->unix_path) {
             (void)unlink(l->unix_path);
             hk__free(l->unix_path);

@@ -151,6 +151,7 @@ struct hk_web_request_s {
     uint64_t body_seen;
     uint64_t body_limit;
     bool body_failed;
+    int fail_status;
 
     /* response */
     int status;

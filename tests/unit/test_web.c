@@ -370,6 +370,19 @@ static void test_middleware_order_and_short_circuit(void **state) {
 
 /* ---- logs and metrics ------------------------------------------------------------------------ */
 
+/* The series are counted when the engine reports the response sent, which
+ * can be just after the client read it: poll. */
+typedef struct mwait {
+    hk_host_t *h;
+    const char *needle;
+} mwait_t;
+static bool metrics_have(void *arg) {
+    mwait_t *w = arg;
+    static char text[65536];
+    return hk_metrics_print(hk_host_metrics(w->h), text, sizeof text, NULL) == 0 &&
+           strstr(text, w->needle);
+}
+
 static void test_request_log_and_metrics(void **state) {
     (void)state;
     hk_web_t *web;
@@ -387,6 +400,10 @@ static void test_request_log_and_metrics(void **state) {
     }
     assert_int_equal(http_do(s.port, GET("/zzz"), &r), 0);
     resp_free(&r);
+    mwait_t w = {s.h, "hostkit_http_requests_total{method=\"GET\",route=\"\",status=\"404\"} 1"};
+    assert_true(wait_until(metrics_have, &w, 5000));
+    w.needle = "hostkit_http_request_duration_seconds_count{route=\"/items/{id}\"} 3";
+    assert_true(wait_until(metrics_have, &w, 5000));
     static char text[65536];
     assert_int_equal(hk_metrics_print(hk_host_metrics(s.h), text, sizeof text, NULL), 0);
     assert_non_null(strstr(text, "hostkit_http_requests_total{method=\"GET\",route=\"/items/{id}\",status=\"200\"} 3"));
