@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh" || exit 1
 WEBAPP=$HK_BIN/webapp
 [[ -x $WEBAPP ]] || fail "no webapp binary at $WEBAPP"
-command -v curl >/dev/null || skip "curl is not installed"
+command -v curl >/dev/null || fail "curl not found: run scripts/install-deps"
 
 port_of() { sed -nE 's|^info: hostkit.web\[0\] Now listening on: http://127.0.0.1:([0-9]+)$|\1|p' "$1" | head -1; }
 
