@@ -14,7 +14,10 @@
  * --Services:worker-1:Restart:Policy=on-failure --Worker:FailAfterMs=100,
  * worker-1 keeps failing and is restarted with growing backoff until the
  * intensity limit gives it up and stops the host with exit code 1 (see
- * docs/supervision.md). Depends on libhostkit only.
+ * docs/supervision.md). Workers send heartbeats (a live health check each;
+ * docs/health.md), and the host's metrics registry has the hostkit_*
+ * series (docs/metrics.md). Logging uses message templates and a scope per
+ * run (docs/logging.md). Depends on libhostkit only.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -23,6 +26,9 @@
 #include <time.h>
 
 #include <hostkit/hostkit.h>
+
+/* Workers promise a heartbeat at least this often (docs/health.md). */
+#define HEARTBEAT_MS 1000
 
 /* The Worker configuration section, bound and validated by the host. */
 typedef struct worker_opts {
@@ -153,7 +159,15 @@ static int worker_execute(hk_service_t *svc, hk_token_t *stopping) {
             if ((uint64_t)fail_after - elapsed < wait)
                 wait = (uint64_t)fail_after - elapsed;
         }
-        hk_token_sleep(stopping, wait);
+        /* Sleep in slices of at most one heartbeat, beating before each:
+         * the heartbeat:worker-N health check (tagged live) sees the thread
+         * alive whatever Worker:IntervalMs is. */
+        while (wait > 0 && !hk_token_is_cancelled(stopping)) {
+            uint64_t slice = wait < HEARTBEAT_MS ? wait : HEARTBEAT_MS;
+            hk_service_heartbeat(svc);
+            hk_token_sleep(stopping, slice);
+            wait -= slice;
+        }
     }
     const worker_opts_t *o = hk_options_acquire(w->opts);
     int64_t hang = w->id == 1 ? o->hang_on_stop_ms : 0;
@@ -212,7 +226,9 @@ static int add_services(hk_builder_t *b, hk_options_t *opts, int64_t count) {
         *w = (worker_t){i, opts, log, run_context};
         char name[32];
         snprintf(name, sizeof name, "worker-%d", i);
-        if (hk_builder_add_background(b, name, worker_execute, w, free) < 0)
+        hk_service_def_t def = {.name = name, .execute = worker_execute, .data = w,
+                                .destroy = free, .heartbeat_ms = HEARTBEAT_MS};
+        if (hk_builder_add_service(b, &def) < 0)
             free(w); /* the build reports the error */
     }
     audit_t *a = calloc(1, sizeof *a);

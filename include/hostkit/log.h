@@ -213,7 +213,7 @@ HK_EXTERN int hk_log_add_sink(hk_log_t *log, const char *name, const hk_log_sink
  * to writing to the console fd. While a callback is set the log is
  * synchronous: every sink is written by the logging thread itself, under
  * the log's lock, before the call returns (what tests and programs that must
- * see a line before going on want). hk_log_set_fd(log, fd) makes the
+ * see a line before going on want); the callback must then not log itself. hk_log_set_fd(log, fd) makes the
  * console write to fd (fd < 0: back to Logging:Console:Stream), removes a
  * callback and returns to queued delivery; the log never closes fd. Call
  * both before other threads log.

@@ -596,6 +596,7 @@ static int build(hk_builder_t *b, hk_host_t **ret_host) {
         hk_log(lg, HK_LOG_CRITICAL, "Invalid host setup: the health check name %s is reserved", hname);
         set_first_error(b, "a health check uses a reserved name");
         host_free_core(h);
+        hk__free(order);
         b->exit_code = EXIT_FAILED;
         return -EINVAL;
     }

@@ -4,9 +4,11 @@
  * queue and the one writer thread that drains it into the sinks.
  * Depends on libc, pthreads, src/common, the config store and log_int.h.
  *
- * Locks, in the order they may be taken: `mu` (loggers, settings, filter,
- * custom sink list) -> `wmu` (the sinks' state: held by the writer while it
- * writes a batch, and by whoever reconfigures a sink) -> `qmu` (the queue).
+ * Locks, in the order they may be taken: `wmu` (the sinks' state: held by
+ * the writer while it writes a batch, and by whoever reconfigures a sink)
+ * -> `mu` (loggers, settings, filter, custom sink list) -> `qmu` (the
+ * queue). A sink may log from its write callback (hk_log_get takes `mu`,
+ * the enqueue `qmu`), so nothing holds `mu` while it waits for `wmu`.
  * Levels are written under `mu` and read with relaxed atomic loads.
  */
 #include <errno.h>
@@ -25,6 +27,7 @@
 
 #define MAX_CUSTOM 8
 #define MAX_HOLES 32
+#define POOL_MAX 4096 /* pooled record blocks kept: 2 MiB */
 
 struct hk_logger_s {
     struct hk__logger_head head; /* must stay first: read by hk_logger_enabled */
@@ -64,6 +67,11 @@ struct hk_log_s {
     int space_waiters, flush_waiters;
     pthread_t writer;
     atomic_bool reopen;
+
+    /* record pool (HK__LOG_SLOT blocks): producers take, the writer returns */
+    pthread_mutex_t pmu;
+    void *pool;   /* singly linked through the first word */
+    size_t npool;
 
     atomic_ulong counts[6];
     atomic_ulong dropped;
@@ -378,6 +386,7 @@ int hk__log_new(hk_log_t **ret_log) {
     pthread_mutex_init(&log->mu, NULL);
     pthread_mutex_init(&log->wmu, NULL);
     pthread_mutex_init(&log->qmu, NULL);
+    pthread_mutex_init(&log->pmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -440,6 +449,11 @@ void hk__log_free(hk_log_t *log) {
     pthread_cond_destroy(&log->nonempty);
     pthread_cond_destroy(&log->space);
     pthread_cond_destroy(&log->done_cv);
+    for (void *b = log->pool, *next; b; b = next) {
+        next = *(void **)b;
+        hk__free(b);
+    }
+    pthread_mutex_destroy(&log->pmu);
     pthread_mutex_destroy(&log->qmu);
     pthread_mutex_destroy(&log->wmu);
     pthread_mutex_destroy(&log->mu);
@@ -453,19 +467,19 @@ int hk__log_configure(hk_log_t *log, hk_config_t *config) {
         hk__log_settings_free(&s);
         return rc;
     }
-    pthread_mutex_lock(&log->mu);
     pthread_mutex_lock(&log->wmu);
+    pthread_mutex_lock(&log->mu);
     hk__log_settings_free(&log->settings);
     log->settings = s;
     apply_sinks(log);
-    pthread_mutex_unlock(&log->wmu);
+    recompute_all(log);
     pthread_mutex_lock(&log->qmu);
     log->max_queue = s.max_queue;
     log->full_mode = s.full_mode;
     pthread_cond_broadcast(&log->space); /* a larger queue frees waiters */
     pthread_mutex_unlock(&log->qmu);
-    recompute_all(log);
     pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->wmu);
     return rc;
 }
 
@@ -529,8 +543,8 @@ int hk_log_add_sink(hk_log_t *log, const char *name, const hk_log_sink_ops_t *op
         if (strcasecmp(name, builtin_sinks[i]) == 0)
             return -EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&log->mu);
     pthread_mutex_lock(&log->wmu);
+    pthread_mutex_lock(&log->mu);
     for (size_t i = 0; i < log->ncustom; i++)
         if (strcasecmp(log->custom[i].name, name) == 0)
             rc = -EEXIST;
@@ -542,10 +556,10 @@ int hk_log_add_sink(hk_log_t *log, const char *name, const hk_log_sink_ops_t *op
         s->ops = ops;
         s->data = data;
     }
-    pthread_mutex_unlock(&log->wmu);
     if (rc == 0)
         recompute_all(log);
     pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->wmu);
     return rc;
 }
 
@@ -565,14 +579,14 @@ void hk_log_set_sink(hk_log_t *log, hk_log_sink_cb cb, void *data) {
 void hk_log_set_fd(hk_log_t *log, int fd) {
     if (!log)
         return;
-    pthread_mutex_lock(&log->mu);
     pthread_mutex_lock(&log->wmu);
+    pthread_mutex_lock(&log->mu);
     hk__console_flush(&log->console, &log->errors);
     log->console.cb = NULL;
     log->console.fd_override = fd >= 0 ? fd : -1;
     apply_sinks(log); /* the automatic formatter and colours depend on the fd */
-    pthread_mutex_unlock(&log->wmu);
     pthread_mutex_unlock(&log->mu);
+    pthread_mutex_unlock(&log->wmu);
     pthread_mutex_lock(&log->qmu);
     log->sync = false;
     pthread_mutex_unlock(&log->qmu);
@@ -588,6 +602,37 @@ void hk_log_stats(hk_log_t *log, hk_log_stats_t *st) {
         st->messages[i] = atomic_load_explicit(&log->counts[i], memory_order_relaxed);
     st->dropped = atomic_load_explicit(&log->dropped, memory_order_relaxed);
     st->write_errors = atomic_load_explicit(&log->errors, memory_order_relaxed);
+}
+
+/* ---- the record pool ---- */
+
+void *hk__log_rec_alloc(hk_log_t *log, size_t size, bool *pooled) {
+    *pooled = false;
+    if (size > HK__LOG_SLOT)
+        return hk__malloc(size);
+    pthread_mutex_lock(&log->pmu);
+    void *b = log->pool;
+    if (b) {
+        log->pool = *(void **)b;
+        log->npool--;
+    }
+    pthread_mutex_unlock(&log->pmu);
+    if (!b)
+        b = hk__malloc(HK__LOG_SLOT);
+    *pooled = b != NULL;
+    return b;
+}
+
+static void rec_release(hk_log_t *log, hk__rec_t *rec) {
+    if (!rec->pooled) {
+        hk__free(rec);
+        return;
+    }
+    pthread_mutex_lock(&log->pmu);
+    *(void **)(void *)rec = log->pool;
+    log->pool = rec;
+    log->npool++;
+    pthread_mutex_unlock(&log->pmu);
 }
 
 /* ---- the writer ---- */
@@ -619,12 +664,12 @@ static void self_report(hk_log_t *log, hk_log_level_t level, const char *fmt, ..
     if (n < 0)
         return;
     size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
-    hk__rec_t *rec = hk__rec_new(log->lg_self, log->lg_self->category, level, 0, NULL, 0, NULL,
+    hk__rec_t *rec = hk__rec_new(log, log->lg_self, log->lg_self->category, level, 0, NULL, 0, NULL,
                                  fmt, msg, len, NULL, 0);
     if (!rec)
         return;
     write_record(log, log->lg_self, &rec->r);
-    hk__free(rec);
+    rec_release(log, rec);
 }
 
 /* Under wmu. */
@@ -640,10 +685,34 @@ static void reopen_sinks(hk_log_t *log) {
 static void process(hk_log_t *log, hk__rec_t *batch, uint64_t drops) {
     if (atomic_exchange(&log->reopen, false))
         reopen_sinks(log);
+    void *back = NULL, *back_tail = NULL; /* pooled blocks, returned in one go */
+    size_t nback = 0;
     for (hk__rec_t *r = batch, *next; r; r = next) {
         next = r->next;
         write_record(log, r->logger, &r->r);
-        hk__free(r);
+        if (r->pooled) {
+            *(void **)(void *)r = back;
+            if (!back)
+                back_tail = r;
+            back = r;
+            nback++;
+        } else {
+            hk__free(r);
+        }
+    }
+    if (back) {
+        pthread_mutex_lock(&log->pmu);
+        bool keep_all = log->npool + nback <= POOL_MAX; /* a burst's blocks are not kept */
+        if (keep_all) {
+            *(void **)back_tail = log->pool;
+            log->pool = back;
+            log->npool += nback;
+        }
+        pthread_mutex_unlock(&log->pmu);
+        for (void *b = keep_all ? NULL : back, *next; b; b = next) {
+            next = *(void **)b;
+            hk__free(b);
+        }
     }
     uint64_t dropped = drops;
     if (dropped > log->dropped_reported) {
@@ -725,7 +794,7 @@ static void enqueue(hk_log_t *log, hk__rec_t *rec) {
         if (log->full_mode == FULL_DROP) {
             atomic_fetch_add_explicit(&log->dropped, 1, memory_order_relaxed); /* under qmu */
             pthread_mutex_unlock(&log->qmu);
-            hk__free(rec);
+            rec_release(log, rec);
             return;
         }
         log->space_waiters++;
@@ -815,7 +884,7 @@ void hk_logger_log(hk_logger_t *lg, hk_log_level_t level, int event_id, const ch
     size_t nf = 0;
     size_t len = hk__render_template(tmpl, args, args ? nargs : 0, msg, sizeof msg, fields,
                                      MAX_HOLES, &nf, names, sizeof names);
-    hk__rec_t *rec = hk__rec_new(lg, lg->category, level, event_id, file, line, func, tmpl, msg,
+    hk__rec_t *rec = hk__rec_new(lg->log, lg, lg->category, level, event_id, file, line, func, tmpl, msg,
                                  len, fields, nf);
     if (rec)
         enqueue(lg->log, rec);
@@ -834,7 +903,7 @@ static void vwrite_at(hk_logger_t *lg, hk_log_level_t level, int event_id, const
         memcpy(msg + sizeof msg - 4, "...", 4);
         len = sizeof msg - 1;
     }
-    hk__rec_t *rec = hk__rec_new(lg, lg->category, level, event_id, file, line, func, fmt, msg,
+    hk__rec_t *rec = hk__rec_new(lg->log, lg, lg->category, level, event_id, file, line, func, fmt, msg,
                                  len, NULL, 0);
     if (rec)
         enqueue(lg->log, rec);

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/common.h"
 #include "hostkit/log.h"
@@ -30,9 +31,25 @@ typedef struct hk__buf {
     bool oom;
 } hk__buf_t;
 void hk__buf_reserve(hk__buf_t *b, size_t extra);
-void hk__buf_put(hk__buf_t *b, const char *s, size_t n);
-void hk__buf_puts(hk__buf_t *b, const char *s);
-void hk__buf_putc(hk__buf_t *b, char c);
+/* The hot appends, inline: the formatters call them for every piece. */
+static inline void hk__buf_put(hk__buf_t *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap)
+        hk__buf_reserve(b, n);
+    if (b->oom)
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+static inline void hk__buf_puts(hk__buf_t *b, const char *s) { hk__buf_put(b, s, strlen(s)); }
+static inline void hk__buf_putc(hk__buf_t *b, char c) {
+    if (b->len + 2 > b->cap)
+        hk__buf_reserve(b, 1);
+    if (b->oom)
+        return;
+    b->p[b->len++] = c;
+    b->p[b->len] = '\0';
+}
 void hk__buf_printf(hk__buf_t *b, const char *fmt, ...) HK_PRINTF(2, 3);
 void hk__buf_free(hk__buf_t *b);
 
@@ -40,12 +57,19 @@ void hk__buf_free(hk__buf_t *b);
 typedef struct hk__rec {
     struct hk__rec *next;
     hk_logger_t *logger;
+    bool pooled; /* a HK__LOG_SLOT-sized block from the log's pool */
     hk_log_record_t r;
     /* fields, scopes and strings follow */
 } hk__rec_t;
 
+/* Records up to this size come from a per-log pool of blocks the writer
+ * returns after each batch: no malloc/free pair crossing threads. */
+#define HK__LOG_SLOT 512
+/* log.c: a block of size bytes (pooled when size <= HK__LOG_SLOT); sets *pooled. */
+void *hk__log_rec_alloc(hk_log_t *log, size_t size, bool *pooled);
+
 /* Builds a record (one allocation) from a call; NULL when out of memory. */
-hk__rec_t *hk__rec_new(hk_logger_t *lg, const char *category, hk_log_level_t level, int event_id,
+hk__rec_t *hk__rec_new(hk_log_t *log, hk_logger_t *lg, const char *category, hk_log_level_t level, int event_id,
                        const char *file, int line, const char *func, const char *format,
                        const char *message, size_t msglen, const hk_log_field_t *fields,
                        size_t nfields);

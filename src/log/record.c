@@ -33,25 +33,6 @@ void hk__buf_reserve(hk__buf_t *b, size_t extra) {
     b->cap = cap;
 }
 
-void hk__buf_put(hk__buf_t *b, const char *s, size_t n) {
-    hk__buf_reserve(b, n);
-    if (b->oom)
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void hk__buf_puts(hk__buf_t *b, const char *s) { hk__buf_put(b, s, strlen(s)); }
-
-void hk__buf_putc(hk__buf_t *b, char c) {
-    if (b->len + 2 > b->cap)
-        hk__buf_reserve(b, 1);
-    if (b->oom)
-        return;
-    b->p[b->len++] = c;
-    b->p[b->len] = '\0';
-}
 
 void hk__buf_printf(hk__buf_t *b, const char *fmt, ...) {
     char tmp[256];
@@ -88,12 +69,61 @@ long hk__gettid(void) {
 
 /* ---- values ---- */
 
+/* Decimal text of an integer (cap >= 24), without printf. */
+static int fmt_int(char *out, size_t cap, bool neg, uint64_t u) {
+    char rev[24];
+    int n = 0;
+    do {
+        rev[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    int len = 0;
+    if (cap < 24)
+        return snprintf(out, cap, "?");
+    if (neg)
+        out[len++] = '-';
+    while (n)
+        out[len++] = rev[--n];
+    out[len] = '\0';
+    return len;
+}
+
 /* Shortest text that reads back as the same double. */
 static int fmt_double(char *out, size_t cap, double d) {
     if (isnan(d))
         return snprintf(out, cap, "NaN");
     if (isinf(d))
         return snprintf(out, cap, d > 0 ? "Infinity" : "-Infinity");
+    /* Fast path for values with at most 6 decimals (durations, ratios): k =
+     * d * 10^6 rounded; k / 10^6 is correctly rounded by IEEE division, as
+     * strtod of its decimal text would be, so equality proves the text reads
+     * back as d. */
+    if (d != 0 && d > -1e9 && d < 1e9 && cap >= 32) {
+        double r = d * 1e6;
+        long long k = (long long)(r < 0 ? r - 0.5 : r + 0.5); /* no libm */
+        if ((double)k / 1e6 == d) {
+            unsigned long long u = k < 0 ? (unsigned long long)-k : (unsigned long long)k;
+            unsigned long long ip = u / 1000000, fp = u % 1000000;
+            int n = fmt_int(out, cap, k < 0, ip);
+            if (fp) {
+                char frac[8];
+                int digits = 6;
+                while (fp % 10 == 0) {
+                    fp /= 10;
+                    digits--;
+                }
+                for (int i = digits - 1; i >= 0; i--) {
+                    frac[i] = (char)('0' + fp % 10);
+                    fp /= 10;
+                }
+                out[n++] = '.';
+                memcpy(out + n, frac, (size_t)digits);
+                n += digits;
+                out[n] = '\0';
+            }
+            return n;
+        }
+    }
     int n = snprintf(out, cap, "%.15g", d);
     if (n > 0 && (size_t)n < cap && strtod(out, NULL) != d)
         n = snprintf(out, cap, "%.17g", d);
@@ -123,10 +153,10 @@ static size_t value_text(char *tmp, size_t cap, const hk_log_value_t *v, const c
         *ret_str = v->v.s ? v->v.s : "(null)";
         return strlen(*ret_str);
     case HK_LOG_T_I64:
-        n = snprintf(tmp, cap, "%" PRId64, v->v.i);
+        n = fmt_int(tmp, cap, v->v.i < 0, v->v.i < 0 ? 0 - (uint64_t)v->v.i : (uint64_t)v->v.i);
         break;
     case HK_LOG_T_U64:
-        n = snprintf(tmp, cap, "%" PRIu64, v->v.u);
+        n = fmt_int(tmp, cap, false, v->v.u);
         break;
     case HK_LOG_T_F64:
         n = fmt_double(tmp, cap, v->v.d);
@@ -300,7 +330,7 @@ static void copy_field(hk_log_field_t *dst, const hk_log_field_t *src, char **cu
         dst->value.v.s = copy_str(cursor, src->value.v.s);
 }
 
-hk__rec_t *hk__rec_new(hk_logger_t *lg, const char *category, hk_log_level_t level, int event_id,
+hk__rec_t *hk__rec_new(hk_log_t *log, hk_logger_t *lg, const char *category, hk_log_level_t level, int event_id,
                        const char *file, int line, const char *func, const char *format,
                        const char *message, size_t msglen, const hk_log_field_t *fields,
                        size_t nfields) {
@@ -314,7 +344,8 @@ hk__rec_t *hk__rec_new(hk_logger_t *lg, const char *category, hk_log_level_t lev
         size += strlen(fields[i].name) + 1 + value_extra(&fields[i].value);
     size += (nfields + nscopes) * sizeof(hk_log_field_t);
 
-    hk__rec_t *rec = hk__malloc(size);
+    bool pooled = false;
+    hk__rec_t *rec = hk__log_rec_alloc(log, size, &pooled);
     if (!rec)
         return NULL;
     hk_log_field_t *fv = (hk_log_field_t *)(void *)(rec + 1);
@@ -323,6 +354,7 @@ hk__rec_t *hk__rec_new(hk_logger_t *lg, const char *category, hk_log_level_t lev
 
     rec->next = NULL;
     rec->logger = lg;
+    rec->pooled = pooled;
     hk_log_record_t *r = &rec->r;
     memset(r, 0, sizeof *r);
     r->level = level;

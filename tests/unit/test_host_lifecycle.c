@@ -591,9 +591,16 @@ static void concurrent_start_returning_0_after_the_timeout_is_rolled_back(void *
     assert_before("stop", "late", "destroy", "late");
 }
 
+static bool slow_destroyed(void *arg) {
+    (void)arg;
+    return rec_at("destroy", "slow") >= 0;
+}
+
 static void concurrent_stop_past_the_deadline_is_a_timeout(void **state) {
     (void)state;
-    tsvc_t slow, quick;
+    /* static: the abandoned stop thread still reads it after run returns */
+    static tsvc_t slow;
+    tsvc_t quick;
     hk_builder_t *b = test_builder(cap);
     hk_config_t *c = hk_builder_config(b);
     hk_config_set(c, "Host:ServicesStopConcurrently", "true");
@@ -603,6 +610,8 @@ static void concurrent_stop_past_the_deadline_is_a_timeout(void **state) {
     slow.stop_waits_token = true; /* returns once the deadline cancels its token */
     assert_int_equal(run_until_started(b), 1);
     assert_logged("fail: hostkit.host[0] Shutdown timed out after 0.05s; still running: slow\n");
+    /* its thread runs the destroy hook last: wait for it before the next test */
+    assert_true(wait_until(slow_destroyed, NULL, 10000));
 }
 
 static void services_stop_concurrently_when_configured(void **state) {

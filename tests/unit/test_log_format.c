@@ -24,6 +24,7 @@
 
 #include "log/log.h"
 #include "log/log_int.h"
+#include "logtest.h"
 #include "testutil.h"
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -134,33 +135,6 @@ static char *sanitized(const char *s) {
     return out;
 }
 
-/* Reads what the pipe holds now (the writes already happened). */
-static char *drain(int fd) {
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    assert_non_null(b);
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    for (;;) {
-        if (cap - n < 4096) {
-            cap *= 2;
-            b = realloc(b, cap);
-            assert_non_null(b);
-        }
-        ssize_t r = read(fd, b + n, cap - n - 1);
-        if (r > 0) {
-            n += (size_t)r;
-            continue;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        assert_true(r == 0 || errno == EAGAIN);
-        break;
-    }
-    fcntl(fd, F_SETFL, fl);
-    b[n] = '\0';
-    return b;
-}
 
 /* ---- a real log writing its console to a pipe ------------------------------------ */
 
@@ -193,29 +167,6 @@ static char *take(fixture_t *f) {
     return drain(f->p[0]);
 }
 
-/* Applies "Full:Key=value" settings; the recorded errors are joined into errs. */
-static int configure(hk_log_t *log, char *errs, size_t cap, const char *const *kv, size_t n) {
-    hk_config_t *c = NULL;
-    assert_int_equal(hk_config_new(&c), 0);
-    for (size_t i = 0; i < n; i++) {
-        const char *eq = strchr(kv[i], '=');
-        assert_non_null(eq);
-        char key[256];
-        snprintf(key, sizeof key, "%.*s", (int)(eq - kv[i]), kv[i]);
-        assert_int_equal(hk_config_set(c, key, eq + 1), 0);
-    }
-    int rc = hk__log_configure(log, c);
-    if (errs) {
-        errs[0] = '\0';
-        for (size_t i = 0; i < hk_config_error_count(c); i++)
-            snprintf(errs + strlen(errs), cap - strlen(errs), "%s\n", hk_config_error(c, i));
-    }
-    hk_config_free(c);
-    return rc;
-}
-#define CONFIGURE(log, ...)                                                                        \
-    configure((log), NULL, 0, (const char *const[]){__VA_ARGS__},                                  \
-              LEN(((const char *const[]){__VA_ARGS__})))
 
 /* ---- simple and systemd ------------------------------------------------------------ */
 
@@ -915,6 +866,48 @@ static void multi_line_messages_stay_one_line_in_every_formatter(void **state) {
     }
 }
 
+/* Every double renders as text that reads back as the same value (the fast
+ * path for <= 6 decimals and the %.15g / %.17g path), and is short for
+ * short decimals. */
+static void doubles_render_shortest_and_read_back_exactly(void **state) {
+    (void)state;
+    double vals[] = {3.5, 0.1, 0.2, 1.0 / 3, 2e-5, 123456789.25, -42.125, 1e-7, 1e300, -1e-300,
+                     5e-324, 999999999.999999, 1e9, 4503599627370497.0, -0.0, 0.0,
+                     nextafter(0.1, 1), nextafter(3.5, 0), 0.000001, 0.0000015};
+    unsigned seed = 12345;
+    for (int i = 0; i < 20000 + (int)(sizeof vals / sizeof vals[0]); i++) {
+        double d;
+        if (i < (int)(sizeof vals / sizeof vals[0])) {
+            d = vals[i];
+        } else { /* random decimals with up to 7 digits after the point, and random bits */
+            seed = seed * 1103515245u + 12345u;
+            long long k = (long long)(seed % 2000000000u) - 1000000000;
+            d = i % 2 ? (double)k / 1e6 : (double)k / 1e7 * 3.7;
+        }
+        hk_log_value_t v = hk_log_f64(d);
+        char msg[128], names[64];
+        hk_log_field_t f[1];
+        size_t nf = 0;
+        hk__render_template("{X}", &v, 1, msg, sizeof msg, f, 1, &nf, names, sizeof names);
+        char *end = NULL;
+        double back = strtod(msg, &end);
+        if (*end || back != d || signbit(back) != signbit(d))
+            fail_msg("%.17g rendered as \"%s\"", d, msg);
+    }
+    hk_log_value_t v = hk_log_f64(3.5);
+    char msg[64], names[16];
+    hk_log_field_t f[1];
+    size_t nf;
+    hk__render_template("{X}", &v, 1, msg, sizeof msg, f, 1, &nf, names, sizeof names);
+    assert_string_equal(msg, "3.5");
+    v = hk_log_f64(0.1);
+    hk__render_template("{X}", &v, 1, msg, sizeof msg, f, 1, &nf, names, sizeof names);
+    assert_string_equal(msg, "0.1");
+    v = hk_log_f64(1.0 / 3);
+    hk__render_template("{X}", &v, 1, msg, sizeof msg, f, 1, &nf, names, sizeof names);
+    assert_string_equal(msg, "0.33333333333333331"); /* 15 digits would not read back */
+}
+
 int main(void) {
     /* a fixed zone with a half-hour offset for the local-time tests */
     setenv("TZ", "IST-5:30", 1);
@@ -930,6 +923,7 @@ int main(void) {
         cmocka_unit_test(json_stays_valid_for_control_bytes_quotes_and_invalid_utf8),
         cmocka_unit_test(json_hole_names_equal_after_replacement_are_not_duplicated),
         cmocka_unit_test(timestamp_format_dotnet_tokens_in_utc_and_local_time),
+        cmocka_unit_test(doubles_render_shortest_and_read_back_exactly),
         T(templates_bind_holes_by_position_with_every_value_type),
         T(template_escapes_missing_and_surplus_arguments_render_visibly),
         T(duplicate_hole_names_and_a_hole_named_message_keep_json_valid),
