@@ -525,7 +525,9 @@ void hk__web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     hk_scope_free(req->scope);
     req->scope = NULL;
     pthread_mutex_lock(&web->mu);
-    if (--web->inflight == 0)
+    /* Only the drain waits for zero; waking the watchdog on every idle moment costs a
+     * futex wake-up (and a list walk) per request under load. */
+    if (--web->inflight == 0 && atomic_load_explicit(&web->draining, memory_order_relaxed))
         pthread_cond_broadcast(&web->cv);
     pthread_mutex_unlock(&web->mu);
     hk__web_request_release(req);

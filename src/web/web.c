@@ -200,7 +200,12 @@ int hk_builder_add_web(hk_builder_t *builder, hk_web_t **ret_web) {
         return -ENOMEM;
     web->builder = builder;
     pthread_mutex_init(&web->mu, NULL);
-    pthread_cond_init(&web->cv, NULL);
+    /* The watchdog's deadlines are CLOCK_MONOTONIC: so must the condition variable be. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&web->cv, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = hk__router_new(&web->router);
     if (rc < 0) {
         web_destroy(web);
@@ -506,9 +511,11 @@ static int start_daemon(hk_web_t *web, web_listener_t *l) {
     unsigned timeout_s = (unsigned)((web->set.keepalive_timeout_ms + 999) / 1000);
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL};
     /* Room for the headers we check ourselves (431), the read buffer and the response headers. */
-    uint64_t mem = web->set.max_headers * 2 + 16384;
-    if (mem < 65536)
-        mem = 65536;
+    /* libmicrohttpd 0.9.75 zeroes the whole pool after every request (MHD_pool_reset), so
+     * its size is paid per request and stays resident on every idle keep-alive connection. */
+    uint64_t mem = web->set.max_headers + 8192;
+    if (mem < 16384)
+        mem = 16384;
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL};
     if (web->set.max_connections)
         o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, web->set.max_connections, NULL};
@@ -753,7 +760,7 @@ static int web_stop(hk_service_t *svc, hk_token_t *token) {
         /* Give the engine a moment to send the 503s queued above; bounded. */
         pthread_mutex_lock(&web->mu);
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* web->cv runs on CLOCK_MONOTONIC */
         ts.tv_nsec += 200000000;
         if (ts.tv_nsec >= 1000000000) {
             ts.tv_sec++;

@@ -170,6 +170,34 @@ static void test_limits(void **state) {
     assert_int_equal(srv_stop(&S), 0);
 }
 
+/* With the default 32 KiB limit (the engine's per-connection memory is sized
+ * from it, MaxRequestHeadersBytes + 8 KiB): headers just under it are served,
+ * again and again, and over it get 431. */
+static void test_default_header_limit_boundary(void **state) {
+    (void)state;
+    hk_web_t *web;
+    hk_builder_t *b = web_builder(&web);
+    start(b, web);
+    static char big[40 * 1024];
+    resp_t r;
+    for (int round = 0; round < 3; round++) {
+        int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
+        memset(big + n, 'a', 31 * 1024);
+        strcpy(big + n + 31 * 1024, "\r\n\r\n");
+        assert_int_equal(http_do(S.port, big, &r), 0);
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+    }
+    int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(big + n, 'a', 33 * 1024);
+    strcpy(big + n + 33 * 1024, "\r\n\r\n");
+    assert_int_equal(http_do(S.port, big, &r), 0);
+    assert_int_equal(r.status, 431);
+    resp_free(&r);
+    still_serves();
+    assert_int_equal(srv_stop(&S), 0);
+}
+
 static void test_slow_headers_are_cut_off(void **state) {
     (void)state;
     hk_web_t *web;
@@ -235,6 +263,7 @@ static void test_max_connections(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_limits, host_setup, host_teardown),
+        cmocka_unit_test_setup_teardown(test_default_header_limit_boundary, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_slow_headers_are_cut_off, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, host_setup, host_teardown),
     };
