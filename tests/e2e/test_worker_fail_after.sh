@@ -1,13 +1,14 @@
-# Worker:FailAfterMs makes worker-1 return an error. By default
+# Worker:FailAfterMs makes worker-1 return an error (1000 ms: well after start-up
+# even in a sanitizer build on a loaded machine). By default
 # (Host:BackgroundServiceExceptionBehavior=StopHost) the host logs it, shuts
 # down and exits 1 by itself. With =Ignore it logs it and keeps running:
 # the other workers keep logging and SIGTERM still gives exit 0.
 . "$(dirname "$0")/lib.sh" || exit 1
 
-L_FAIL='fail: hostkit.host[0] Background service worker-1 failed: simulated failure after 200 ms (Worker:FailAfterMs) (Input/output error)'
+L_FAIL='fail: hostkit.host[0] Background service worker-1 failed: simulated failure after 1000 ms (Worker:FailAfterMs) (Input/output error)'
 
-step "FailAfterMs=200 (StopHost) -> error, shutdown, exit 1"
-start_worker stophost --Worker:FailAfterMs=200 --Worker:IntervalMs=50
+step "FailAfterMs=1000 (StopHost) -> error, shutdown, exit 1"
+start_worker stophost --Worker:FailAfterMs=1000 --Worker:IntervalMs=50
 wait_started
 wait_exit
 assert_rc 1 "a background service failed (StopHost)"
@@ -17,7 +18,7 @@ assert_no_text "$LOG" "keeps running"
 assert_empty "$OUT"
 
 step "explicit StopHost, debug log: worker-1 reported once, the others stopped"
-start_worker stophost-debug --Worker:FailAfterMs=200 --Worker:IntervalMs=50 \
+start_worker stophost-debug --Worker:FailAfterMs=1000 --Worker:IntervalMs=50 \
     --Host:BackgroundServiceExceptionBehavior=StopHost --Logging:LogLevel:hostkit=Debug
 wait_started
 wait_exit
@@ -29,8 +30,8 @@ done
 assert_no_text "$LOG" "Stopped service worker-1"
 assert_empty "$OUT"
 
-step "FailAfterMs=200 with Ignore: error logged, host keeps running, SIGTERM -> exit 0"
-start_worker ignore --Worker:FailAfterMs=200 --Worker:IntervalMs=50 \
+step "FailAfterMs=1000 with Ignore: error logged, host keeps running, SIGTERM -> exit 0"
+start_worker ignore --Worker:FailAfterMs=1000 --Worker:IntervalMs=50 \
     --Host:BackgroundServiceExceptionBehavior=Ignore
 wait_started
 wait_for_line "$LOG" "Background service worker-1 failed"
