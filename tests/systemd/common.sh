@@ -142,10 +142,14 @@ sd_cgroup_remove() {
     return 0
 }
 
-# sd_pid_is PID COMM: true when PID is alive and its command name is COMM.
+# sd_pid_is PID COMM: true when PID is alive (not a zombie) and its command
+# name is COMM.
 sd_pid_is() {
-    local c
-    c=$(cat "/proc/$1/comm" 2>/dev/null) && [[ $c == "$2" ]]
+    local c st
+    c=$(cat "/proc/$1/comm" 2>/dev/null) && [[ $c == "$2" ]] || return 1
+    read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+    st=${st##*) }
+    [[ ${st%% *} != Z ]]
 }
 
 # sd_reap_stale: containers recorded in $SD_STATE whose owning test is gone
