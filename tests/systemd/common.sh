@@ -132,7 +132,7 @@ sd_cgroup_remove() {
         for ((i = 0; i < 50; i++)); do
             find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
             [[ -d $d ]] || break
-            for p in $(cat $(find "$d" -name cgroup.procs) 2>/dev/null); do
+            find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | while read -r p; do
                 kill -KILL "$p" 2>/dev/null
             done
             sleep 0.1

@@ -96,7 +96,7 @@ FILES+=("$T/mountinfo.txt")
 awk '$5 == "/" { split($6, o, ","); if (o[1] == "ro") ok = 1 } END { exit !ok }' "$T/mountinfo.txt" ||
     fail "/ is not mounted read-only for the service (ProtectSystem=strict)"
 awk '$5 == "/tmp" { ok = 1 } END { exit !ok }' "$T/mountinfo.txt" || fail "no private /tmp mount (PrivateTmp=yes)"
-[[ $(cat "$(ct_path "/proc/$pid/uid_map")" | awk '{ print $1 $2 $3 }') != 004294967295 ]] ||
+[[ $(awk '{ print $1 $2 $3 }' "$(ct_path "/proc/$pid/uid_map")") != 004294967295 ]] ||
     fail "not in its own user namespace (PrivateUsers=yes)"
 # And through the filter and the read-only file system from inside its namespaces.
 if ct nsenter -t "$pid" -m -- touch /usr/local/bin/written-by-test 2>"$T/touch.txt"; then

@@ -20,7 +20,7 @@ NotifyAccess=main
 ExecStart=$PROBE --Probe:HangAfterMs=500 --Probe:MarkerFile=/run/hk-hang.hung
 WatchdogSec=2
 Restart=on-watchdog
-RestartSec=1
+RestartSec=2
 LimitCORE=0
 EOF
 
@@ -34,7 +34,7 @@ wait_journal $U "the probe arming its hang" "$(jmsg 'Probe[0] The host loop will
 step "the host loop hangs: no more pings; systemd's watchdog kills it (Result=watchdog)"
 wait_journal $U "'Host loop hangs now' at PRIORITY 4" \
     "$(jmsg 'Probe[0] Host loop hangs now (Probe:HangAfterMs=500)') and .PRIORITY == \"4\""
-# RestartSec=1: a one-second window in 'auto-restart' to read the result.
+# RestartSec=2: a two-second window in 'auto-restart' to read the result.
 wait_prop $U SubState auto-restart 10
 assert_prop $U Result watchdog
 assert_prop $U ExecMainStatus 6 # SIGABRT
