@@ -8,9 +8,10 @@
 #     from the cached tree with systemd-nspawn --volatile=overlay (every write
 #     is thrown away) and --private-network, the build directory bound
 #     read-only at the same path (so build/bin/* and their RUNPATH work), its
-#     own cgroup directory, and waits for `systemctl is-system-running --wait`;
-#   - an EXIT trap that always shuts the container down (poweroff, SIGKILL at
-#     a deadline) and removes its cgroups, whether the test passed, failed or
+#     own cgroup directory, and polls `systemctl is-system-running` until the
+#     boot is done;
+#   - an EXIT trap that always shuts the container down (SIGRTMIN+4 = poweroff,
+#     SIGKILL at a deadline) and removes its cgroups, whether the test passed, failed or
 #     timed out; a timer that ends the script (SIGTERM -> the trap) before
 #     CTest's timeout would SIGKILL it; every command inside is time-limited;
 #   - ct CMD...: runs CMD inside the container (nsenter, a clean environment);
