@@ -1,8 +1,13 @@
 # Extracts every ```c fenced block of a Markdown file into its own .c file (with
 # awk, at configure time) and builds it against libhostkit, so the examples in
 # README.md and docs/ compile. Blocks containing "int main" become executables;
-# others are compiled only.
+# others are compiled only. LIBS: libraries to link instead of hostkit (e.g.
+# hostkit_web for docs/web.md).
 function(hk_doc_examples md prefix)
+  cmake_parse_arguments(HKDOC "" "" "LIBS" ${ARGN})
+  if(NOT HKDOC_LIBS)
+    set(HKDOC_LIBS hostkit)
+  endif()
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${md})
   set(dir ${CMAKE_BINARY_DIR}/doc-examples)
   file(MAKE_DIRECTORY ${dir})
@@ -26,7 +31,7 @@ function(hk_doc_examples md prefix)
     else()
       add_library(${target} OBJECT ${f})
     endif()
-    target_link_libraries(${target} PRIVATE hostkit hk_warnings)
+    target_link_libraries(${target} PRIVATE ${HKDOC_LIBS} hk_warnings)
     set_target_properties(${target} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${dir})
   endforeach()
 endfunction()

@@ -17,7 +17,16 @@
  * docs/supervision.md). Workers send heartbeats (a live health check each;
  * docs/health.md), and the host's metrics registry has the hostkit_*
  * series (docs/metrics.md). Logging uses message templates and a scope per
- * run (docs/logging.md). Depends on libhostkit only.
+ * run (docs/logging.md).
+ * Timed and queued work (docs/jobs.md): every run of a worker puts a work
+ * item on the queue "work" (Queues:work:Workers, default 2 threads;
+ * Queues:work:Capacity, default 100), whose workers count it; the periodic
+ * job "report" logs the totals every Worker:ReportInterval (default 10s;
+ * Jobs:report:* configures it further, e.g. Jobs:report:Cron). At shutdown
+ * the queue drains what is left and says so. With
+ * --Management:Urls=http://127.0.0.1:9090 it serves /healthz, /healthz/live,
+ * /healthz/ready and /metrics (docs/web.md). Depends on libhostkit, and on
+ * libhostkit-web for those endpoints only.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -26,6 +35,7 @@
 #include <time.h>
 
 #include <hostkit/hostkit.h>
+#include <hostkit/web.h>
 
 /* Workers promise a heartbeat at least this often (docs/health.md). */
 #define HEARTBEAT_MS 1000
@@ -37,6 +47,7 @@ typedef struct worker_opts {
     int64_t fail_after_ms; /* -1: never */
     int64_t hang_on_stop_ms;
     bool fail_start;
+    int64_t report_interval_ms;
 } worker_opts_t;
 
 static const hk_option_t worker_fields[] = {
@@ -48,6 +59,9 @@ static const hk_option_t worker_fields[] = {
     HK_OPT_INT(worker_opts_t, hang_on_stop_ms, "HangOnStopMs", "0", 0, 86400000,
                "worker-1 ignores cancellation for this many ms"),
     HK_OPT_BOOL(worker_opts_t, fail_start, "FailStart", "false", "the audit service fails to start"),
+    {HK__OPT(worker_opts_t, report_interval_ms, "ReportInterval", HK_OPTION_DURATION, "10s",
+             "Time between two reports of the report job"),
+     .has_range = true, .min = 1, .max = 86400000},
 };
 static const hk_options_def_t worker_def = HK_OPTIONS_DEF("Worker", worker_opts_t, worker_fields);
 
@@ -58,6 +72,9 @@ typedef struct worker {
     hk_handle_t run_context; /* resolved once, O(1) per run */
 } worker_t;
 
+/* The queue "work": registered before the build, read-only from then on. */
+static hk_queue_t *work_queue;
+
 typedef struct audit {
     hk_options_t *opts;
     hk_logger_t *log;
@@ -66,7 +83,15 @@ typedef struct audit {
 /* Singleton "Stats": shared by every worker. */
 typedef struct stats {
     atomic_long runs;
+    atomic_long processed; /* work items the queue's workers ran */
 } stats_t;
+
+/* One item on the work queue: made by a worker run, run by a queue worker. */
+typedef struct work_item {
+    stats_t *stats;
+    int worker;
+    long run;
+} work_item_t;
 
 /* Scoped "RunContext": one per run, disposed with the run's scope. */
 typedef struct run_context {
@@ -123,6 +148,40 @@ static const char *timestamp(char *buf, size_t len) { /* len >= 48 */
     return buf;
 }
 
+static int process_item(void *arg, hk_token_t *token) {
+    (void)token;
+    work_item_t *it = arg;
+    atomic_fetch_add(&it->stats->processed, 1);
+    return 0;
+}
+
+/* Hands one item to the queue; a full queue is backpressure the worker sees at once. */
+static void feed_queue(worker_t *w, stats_t *stats, long run) {
+    work_item_t *it = malloc(sizeof *it);
+    if (!it)
+        return;
+    *it = (work_item_t){stats, w->id, run};
+    int rc = hk_queue_try_enqueue(work_queue, process_item, it, free);
+    if (rc < 0) {
+        free(it);
+        if (rc == -EAGAIN)
+            hk_warn(w->log, "Worker %d: the work queue is full; item of run %ld dropped", w->id, run);
+    }
+}
+
+/* The periodic job "report": the totals so far, from the Stats singleton (via the run's scope). */
+static int report_run(const hk_job_run_t *run) {
+    hk_logger_t *log = run->data;
+    stats_t *stats = NULL;
+    int rc = hk_scope_get(run->scope, "Stats", (void **)&stats);
+    if (rc < 0)
+        return hk_job_fail(run, rc, "%s", hk_services_last_error());
+    hk_log_info(log, "Report {Number}: {Runs} worker runs, {Processed} items processed",
+                (unsigned long long)run->number, (long)atomic_load(&stats->runs),
+                (long)atomic_load(&stats->processed));
+    return 0;
+}
+
 static int worker_execute(hk_service_t *svc, hk_token_t *stopping) {
     worker_t *w = hk_service_data(svc);
     uint64_t begin = now_ms();
@@ -149,6 +208,7 @@ static int worker_execute(hk_service_t *svc, hk_token_t *stopping) {
         hk_log_info(w->log, "Worker {WorkerId} running at {Time}", w->id, timestamp(ts, sizeof ts));
         hk_log_debug(w->log, "Worker {WorkerId} finished run {Run}", w->id, ctx->number);
         hk_log_scope_end(&run_scope);
+        feed_queue(w, ctx->stats, ctx->number);
         hk_scope_free(scope);
 
         if (fail_after >= 0) {
@@ -210,6 +270,15 @@ static int audit_stop(hk_service_t *svc, hk_token_t *token) {
     return 0;
 }
 
+/* Worker:ReportInterval as the job's interval (a bad value fails the options binding: 78). */
+static uint64_t report_interval_ms(hk_builder_t *b) {
+    int64_t ms = 10000;
+    const char *text = hk_config_get_string(hk_builder_config(b), "Worker:ReportInterval", NULL);
+    if (text && (hk_parse_duration_ms(text, &ms) < 0 || ms < 1))
+        ms = 10000;
+    return (uint64_t)ms;
+}
+
 /* Registers the services once the options are bound (their count is configuration). */
 static int add_services(hk_builder_t *b, hk_options_t *opts, int64_t count) {
     hk_services_t *services = hk_builder_services(b);
@@ -239,6 +308,13 @@ static int add_services(hk_builder_t *b, hk_options_t *opts, int64_t count) {
                               .destroy = free, .data = a, .instance = "Stats"};
     if (hk_builder_add_service(b, &audit) < 0)
         free(a);
+    /* Registered after audit, so they start after it (and not at all when it fails);
+     * items the workers make before the queue's threads run wait in it. */
+    hk_queue_def_t work = {.name = "work", .workers = 2, .capacity = 100};
+    hk_builder_add_queue(b, &work, &work_queue); /* an error is recorded: the build reports it */
+    hk_job_def_t report = {.name = "report", .run = report_run, .data = hk_builder_logger(b, "Report"),
+                           .interval_ms = report_interval_ms(b)};
+    hk_builder_add_job(b, &report); /* an error is recorded: the build reports it */
     return 0;
 }
 
@@ -253,6 +329,11 @@ int main(int argc, char **argv) {
      * build; a bad value is recorded and the build fails with 78 naming it. */
     int64_t count = 3;
     hk_config_get_int(hk_builder_config(b), "Worker:Count", 3, 0, 1000, &count);
+    /* Health and metrics over HTTP for a worker with no routes: nothing
+     * listens unless Management:Urls is set (e.g. http://127.0.0.1:9090).
+     * Registered first, so it starts first and stops last: the endpoints
+     * answer for the whole shutdown. */
+    hk_builder_add_web(b, NULL);
     if (add_services(b, opts, count) < 0) {
         hk_builder_free(b);
         return 1;

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "health.h"
 #include "host.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
 #include "services.h"

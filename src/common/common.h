@@ -12,20 +12,25 @@
 
 #include "hostkit/common.h"
 
-void *hk__malloc(size_t size);
-void *hk__calloc(size_t count, size_t size);
-void *hk__realloc(void *ptr, size_t size);
-void hk__free(void *ptr);
+/*
+ * Exported from the shared libhostkit (HK_EXTERN) though not public API:
+ * libhostkit-web allocates through the same hook, so hk_replace_allocator
+ * and the failing-allocator tests cover it too.
+ */
+HK_EXTERN void *hk__malloc(size_t size);
+HK_EXTERN void *hk__calloc(size_t count, size_t size);
+HK_EXTERN void *hk__realloc(void *ptr, size_t size);
+HK_EXTERN void hk__free(void *ptr);
 
 /* strdup through hk__malloc; NULL in, NULL out (and NULL on OOM). */
-char *hk__strdup(const char *s);
-char *hk__strndup(const char *s, size_t n);
+HK_EXTERN char *hk__strdup(const char *s);
+HK_EXTERN char *hk__strndup(const char *s, size_t n);
 /* Allocating sprintf; NULL on OOM or format error. */
-char *hk__asprintf(const char *fmt, ...) HK_PRINTF(1, 2);
-char *hk__vasprintf(const char *fmt, va_list ap) HK_PRINTF(1, 0);
+HK_EXTERN char *hk__asprintf(const char *fmt, ...) HK_PRINTF(1, 2);
+HK_EXTERN char *hk__vasprintf(const char *fmt, va_list ap) HK_PRINTF(1, 0);
 
 /* Monotonic clock in nanoseconds / milliseconds. */
-uint64_t hk__now_ns(void);
+HK_EXTERN uint64_t hk__now_ns(void);
 static inline uint64_t hk__now_ms(void) { return hk__now_ns() / 1000000u; }
 
 /* Formats a seconds value the way messages show it: "30s", "0.25s". */

@@ -240,6 +240,10 @@ static int builder_error(hk_builder_t *b, int err, const char *fmt, ...) {
     return err;
 }
 
+int hk__builder_fail(hk_builder_t *b, int err, const char *msg) {
+    return b ? builder_error(b, err, "%s", msg) : err;
+}
+
 static bool valid_name(const char *name) {
     size_t n = strlen(name);
     if (n == 0 || n > 63)

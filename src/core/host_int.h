@@ -268,4 +268,9 @@ void hk__host_request_stop(hk_host_t *host);
 void hk__host_wake(hk_host_t *host);
 void hk__host_unref(hk_host_t *host);
 
+/* Records a set-up error in the builder (the build then fails with exit code
+ * 1), as hk_builder_add_service does; returns err. For other subsystems'
+ * registration functions (src/jobs). */
+int hk__builder_fail(hk_builder_t *builder, int err, const char *msg);
+
 #endif

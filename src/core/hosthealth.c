@@ -204,9 +204,11 @@ static void log_transition(hk_host_t *h, const hk_health_report_t *rep, int befo
         hk_health_report_status_line(rep, line, sizeof line);
         hk_log(h->lg_host, HK_LOG_WARN, "Live health checks failing; not pinging the systemd watchdog: %s",
                line);
+        (void)hk_host_set_status(h, "%s", line); /* systemctl status shows why */
     } else if (before == HK_HEALTH_UNHEALTHY) {
         hk_log(h->lg_host, HK_LOG_INFO, "Live health checks passing again (%s)",
                hk_health_status_name(rep->status));
+        (void)hk_host_set_status(h, "Running");
     }
 }
 

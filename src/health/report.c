@@ -158,7 +158,8 @@ int hk_health_report_json(const hk_health_report_t *report, char **ret_json) {
          set_new(root, "durationMs", json_real(ms(report->duration_ns))) &&
          json_object_set(root, "checks", checks) == 0;
     json_decref(checks);
-    char *text = ok ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    /* 15 significant digits: durations read as 0.1705, not 0.17055300000000001 */
+    char *text = ok ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(root);
     if (!text)
         return -ENOMEM;

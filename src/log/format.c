@@ -95,7 +95,7 @@ static size_t run_of(const char *p, char c) {
  * digits) tt zzz (+hh:mm) K ('Z' in UTC, else +hh:mm), 'quoted' literals,
  * \x an escaped character; everything else is copied.
  */
-static void format_ts(hk__buf_t *b, const char *fmt, int64_t ns, bool utc) {
+static void format_ts_slow(hk__buf_t *b, const char *fmt, int64_t ns, bool utc) {
     struct tm tm;
     long frac, off;
     split_time(ns, utc, &tm, &frac, &off);
@@ -172,6 +172,72 @@ static void format_ts(hk__buf_t *b, const char *fmt, int64_t ns, bool utc) {
     }
 }
 
+/*
+ * Per-thread cache of the parts of a timestamp that change once a second:
+ * a format with one run of fraction digits ("...ss.ffffffzzz") is the text
+ * before the run, the digits, and the text after it; the two texts are
+ * rendered once per second (the writer formats every line with the same
+ * format, so a line costs two copies and the digits).
+ */
+typedef struct ts_cache {
+    char fmt[72];
+    bool utc, ok;
+    time_t sec;
+    int digits;
+    char pre[96], post[96];
+    size_t npre, npost;
+} ts_cache_t;
+
+static void format_ts(hk__buf_t *b, const char *fmt, int64_t ns, bool utc) {
+    static _Thread_local ts_cache_t c;
+    time_t s = (time_t)(ns / 1000000000);
+    long frac = (long)(ns % 1000000000);
+    if (frac < 0) {
+        frac += 1000000000;
+        s--;
+    }
+    if (!(c.ok && c.sec == s && c.utc == utc && strcmp(c.fmt, fmt) == 0)) {
+        c.ok = false;
+        size_t flen = strlen(fmt);
+        const char *f = strchr(fmt, 'f');
+        /* one run of 'f', outside quotes and escapes: cacheable */
+        bool simple = f && flen < sizeof c.fmt && !strchr(fmt, '\'') && !strchr(fmt, '\\');
+        size_t run = simple ? run_of(f, 'f') : 0;
+        if (simple && !strchr(f + run, 'f') && run <= 9) {
+            char part[72];
+            hk__buf_t tb = {0};
+            int64_t at = (int64_t)s * 1000000000; /* the second itself: same fields */
+            memcpy(part, fmt, (size_t)(f - fmt));
+            part[f - fmt] = '\0';
+            format_ts_slow(&tb, part, at, utc);
+            size_t npre = tb.len;
+            format_ts_slow(&tb, f + run, at, utc);
+            if (!tb.oom && npre < sizeof c.pre && tb.len - npre < sizeof c.post) {
+                memcpy(c.pre, tb.p ? tb.p : "", npre);
+                c.npre = npre;
+                memcpy(c.post, tb.p ? tb.p + npre : "", tb.len - npre);
+                c.npost = tb.len - npre;
+                c.digits = (int)run;
+                c.sec = s;
+                c.utc = utc;
+                memcpy(c.fmt, fmt, flen + 1);
+                c.ok = true;
+            }
+            hk__buf_free(&tb);
+        }
+        if (!c.ok) {
+            format_ts_slow(b, fmt, ns, utc);
+            return;
+        }
+    }
+    hk__buf_put(b, c.pre, c.npre);
+    long v = frac;
+    for (int i = c.digits; i < 9; i++)
+        v /= 10;
+    put_uint(b, (unsigned long)v, c.digits);
+    hk__buf_put(b, c.post, c.npost);
+}
+
 int hk__ts_format_check(const char *fmt) {
     if (!fmt)
         return 0;
@@ -221,6 +287,12 @@ static size_t utf8_len(const unsigned char *p, size_t n) {
     return len;
 }
 
+/* Bytes a JSON string cannot carry as they are: controls, '"', '\\', DEL
+ * (escaped for terminals) and every non-ASCII byte (validated as UTF-8). */
+static const unsigned char json_special[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f ... 0xff] = 1,
+};
+
 void hk__json_string(hk__buf_t *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -228,7 +300,7 @@ void hk__json_string(hk__buf_t *b, const char *s, size_t n) {
     hk__buf_putc(b, '"');
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+        while (p < end && !json_special[*p])
             p++;
         if (p > run)
             hk__buf_put(b, (const char *)run, (size_t)(p - run));
@@ -362,11 +434,18 @@ static void format_json(hk__buf_t *b, const hk_log_record_t *r, const hk__fmt_op
     hk__buf_puts(b, "\",\"Category\":");
     hk__json_string(b, r->category ? r->category : "", r->category ? strlen(r->category) : 0);
     hk__buf_puts(b, ",\"Message\":");
+    size_t msg_at = b->len;
     hk__json_string(b, msg, mlen);
+    size_t msg_len = b->len - msg_at; /* escaped once, copied into State below */
     if (r->err)
         hk__buf_printf(b, ",\"Errno\":%d", r->err);
     hk__buf_puts(b, ",\"State\":{\"Message\":");
-    hk__json_string(b, msg, mlen);
+    hk__buf_reserve(b, msg_len);
+    if (!b->oom) {
+        memcpy(b->p + b->len, b->p + msg_at, msg_len);
+        b->len += msg_len;
+        b->p[b->len] = '\0';
+    }
     for (size_t i = 0; i < r->nfields; i++) {
         if (seen_before(r->fields, i))
             continue;

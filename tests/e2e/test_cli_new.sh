@@ -1,11 +1,13 @@
 # `hostkit new` (build/bin/hostkit): --help and --version; every refused
 # command line exits 2 with one line on stderr naming the problem and
-# pointing to --help, and writes nothing; an existing non-empty target and
-# `hostkit new web` are refused; I/O failures exit 1 and leave nothing behind,
-# also when they happen halfway through the files; a project has exactly the
-# expected files and modes; its unit passes `systemd-analyze verify` and
-# `systemd-analyze security --offline=yes` (exposure <= 2.0, "OK" or better);
-# its main.c compiles warning-free against the build tree's headers.
+# pointing to --help, and writes nothing; an existing non-empty target is
+# refused; I/O failures exit 1 and leave nothing behind, also when they happen
+# halfway through the files; a worker and a web project have exactly the
+# expected files and modes; their units (the worker's .service, the web's
+# .socket and .service) pass `systemd-analyze verify`, and each .service
+# `systemd-analyze security --offline=yes` (exposure <= 2.0, "OK" or better;
+# the web service rated as well as the worker's); their main.c compile
+# warning-free against the build tree's headers.
 . "$(dirname "$0")/lib.sh" || exit 1
 
 CLI=$HK_BIN/hostkit
@@ -74,7 +76,7 @@ assert_rc 0
 assert_empty "$LOG"
 assert_line "$OUT" "Usage: hostkit new TEMPLATE NAME [--output DIR]"
 assert_text "$OUT" "  worker  a background worker"
-assert_text "$OUT" "  web     not available yet: the web host is not built"
+assert_text "$OUT" "  web     a web application on the web host (libhostkit-web)"
 assert_text "$OUT" "  -o, --output DIR"
 cp "$OUT" "$T/new-help.txt"
 # --help wins wherever it is, even next to a bad name: it prints and writes nothing.
@@ -91,14 +93,16 @@ refused "hostkit: missing command (see 'hostkit --help')"
 refused "hostkit: unknown command 'create' (see 'hostkit --help')" create worker demo
 refused "hostkit: unknown option '--frob' (see 'hostkit --help')" --frob
 refused "hostkit: missing template and name: hostkit new worker NAME" new
-refused "hostkit: unknown template 'daemon' (available: worker)" new daemon demo
+refused "hostkit: unknown template 'daemon' (available: web, worker)" new daemon demo
+refused "hostkit: unknown template 'work' (available: web, worker)" new work demo
+refused "hostkit: unknown template 'src' (available: web, worker)" new src demo
 refused "hostkit: missing project name: hostkit new worker NAME" new worker
 refused "hostkit: unexpected argument 'extra'" new worker demo extra
 refused "hostkit: unknown option '--force'" new worker demo --force
 refused "hostkit: option '--output' needs a directory" new worker demo --output
 refused "hostkit: empty output directory" new worker demo --output=
-refused "hostkit: not available yet: the web host is not built (see 'hostkit new --help')" new web x
-refused "hostkit: not available yet: the web host is not built" new web
+refused "hostkit: missing project name: hostkit new web NAME (see 'hostkit new --help')" new web
+refused "hostkit: invalid project name 'my app': ' ' is not allowed" new web 'my app'
 
 step "bad names exit 2 with the reason and write nothing"
 LONG=a$(printf 'b%.0s' {1..64}) # 65 characters
@@ -185,6 +189,39 @@ assert_text "$W/demo/src/main.c" '"Hello from demo"'
 assert_line "$W/demo/demo.service" "ExecStart=/usr/local/bin/demo"
 assert_line "$W/demo/demo.service" "Environment=HOSTKIT_CONTENTROOT=/etc/demo"
 
+step "hostkit new web site: the files, their modes, no placeholder left"
+cli new web site
+assert_rc 0
+assert_empty "$LOG"
+assert_line "$OUT" "Created the web project site in site/:"
+assert_line "$OUT" "  site/site.socket"
+(cd "$W" && find site -printf '%y %m %p\n' | LC_ALL=C sort -k3) >"$T/files-web.txt"
+assert_file_is "$T/files-web.txt" \
+    "d 755 site" \
+    "f 644 site/CMakeLists.txt" \
+    "f 644 site/README.md" \
+    "f 644 site/appsettings.Development.json" \
+    "f 644 site/appsettings.json" \
+    "f 644 site/site.service" \
+    "f 644 site/site.socket" \
+    "d 755 site/src" \
+    "f 644 site/src/main.c"
+! grep -rn '{{' "$W/site" >"$T/placeholders.txt" || fail "placeholders left: $(cat "$T/placeholders.txt")"
+assert_text "$W/site/CMakeLists.txt" "project(site VERSION"
+assert_text "$W/site/CMakeLists.txt" "hostkit-web>=$VERSION"
+assert_text "$W/site/src/main.c" "Created by \`hostkit new web site\`"
+assert_line "$W/site/site.service" "ExecStart=/usr/local/bin/site"
+assert_line "$W/site/site.service" "Environment=HOSTKIT_CONTENTROOT=/etc/site"
+assert_line "$W/site/site.service" "Type=notify"
+assert_line "$W/site/site.service" "After=site.socket"
+assert_line "$W/site/site.service" "Also=site.socket"
+# The pair: the socket's descriptor name is the one the service serves.
+assert_line "$W/site/site.socket" "ListenStream=8080"
+assert_line "$W/site/site.socket" "FileDescriptorName=web"
+assert_line "$W/site/site.service" "Environment=Web__ListenFdName=web"
+assert_text "$W/site/appsettings.json" '"Urls": "http://localhost:8080"'
+rm -r "$W/site"
+
 step "--output DIR, --output=DIR and an empty target directory"
 mkdir -p "$T/out/two" "$T/out/three"
 cli new worker one --output "$T/out/"
@@ -209,49 +246,68 @@ assert_line "$OUT" "Worker:Interval=1s (appsettings.Development.json)"
 
 # ---- the systemd unit -----------------------------------------------------------------------
 command -v systemd-analyze >/dev/null || fail "systemd-analyze is not installed (Debian package systemd)"
-# check_unit NAME: an offline root holding NAME.service with what verify
-# looks for (the ExecStart binary, /bin/kill for ExecReload, stub targets for
-# the default dependencies); verify must print nothing (it exits 0 even on
-# unknown keys) and security must rate the exposure 2.0 or lower.
+# check_unit KIND NAME: an offline root holding the units of `hostkit new
+# KIND NAME` (NAME.service, and NAME.socket for web) with what verify looks
+# for (the ExecStart binary, /bin/kill for ExecReload, stub targets for the
+# default dependencies); verify must print nothing (it exits 0 even on
+# unknown keys) and security must rate the service's exposure 2.0 or lower,
+# "OK" or better. Sets EXPOSURE and LABEL.
 check_unit() {
-    local name=$1 root=$T/root-$1 line exposure label
+    local kind=$1 name=$2 root=$T/root-$2 line units=("$2.service")
     mkdir -p "$root/etc/systemd/system" "$root/usr/local/bin" "$root/bin" "$root/usr/lib/systemd/system"
-    cli new worker "$name" -o "$T"
-    assert_rc 0 "hostkit new worker $name"
-    cp "$T/$name/$name.service" "$root/etc/systemd/system/"
+    cli new "$kind" "$name" -o "$T"
+    assert_rc 0 "hostkit new $kind $name"
+    [[ $kind == web ]] && units=("$name.socket" "$name.service")
+    for u in "${units[@]}"; do
+        cp "$T/$name/$u" "$root/etc/systemd/system/"
+    done
     printf '#!/bin/sh\n' >"$root/usr/local/bin/$name"
     printf '#!/bin/sh\n' >"$root/bin/kill"
     chmod 755 "$root/usr/local/bin/$name" "$root/bin/kill"
-    for t in sysinit.target basic.target shutdown.target; do
+    for t in sysinit.target basic.target shutdown.target sockets.target; do
         printf '[Unit]\nDescription=stub\n' >"$root/usr/lib/systemd/system/$t"
     done
     FILES+=("$T/verify-$name.txt" "$T/security-$name.txt")
-    systemd-analyze verify --root="$root" "$name.service" >"$T/verify-$name.txt" 2>&1 ||
-        fail "systemd-analyze verify $name.service failed"
+    systemd-analyze verify --root="$root" "${units[@]}" >"$T/verify-$name.txt" 2>&1 ||
+        fail "systemd-analyze verify ${units[*]} failed"
     assert_empty "$T/verify-$name.txt"
     systemd-analyze security --offline=yes --root="$root" "$name.service" >"$T/security-$name.txt" 2>&1 ||
         fail "systemd-analyze security --offline=yes $name.service failed"
     line=$(grep -F "Overall exposure level for $name.service:" "$T/security-$name.txt") ||
         fail "no 'Overall exposure level' line for $name.service"
-    read -r exposure label _ <<<"${line#*"$name.service: "}"
-    echo "$name.service: exposure $exposure $label"
-    [[ $exposure =~ ^[0-9]+\.[0-9]$ ]] || fail "cannot read the exposure in: $line"
-    ((10#${exposure/./} <= 20)) || fail "$name.service: exposure $exposure > 2.0"
-    [[ $label == OK || $label == SAFE || $label == PERFECT ]] || fail "$name.service: rated $label, not OK or better"
+    read -r EXPOSURE LABEL _ <<<"${line#*"$name.service: "}"
+    echo "$kind $name.service: exposure $EXPOSURE $LABEL"
+    [[ $EXPOSURE =~ ^[0-9]+\.[0-9]$ ]] || fail "cannot read the exposure in: $line"
+    ((10#${EXPOSURE/./} <= 20)) || fail "$name.service: exposure $EXPOSURE > 2.0"
+    [[ $LABEL == OK || $LABEL == SAFE || $LABEL == PERFECT ]] || fail "$name.service: rated $LABEL, not OK or better"
 }
 
-step "the unit passes systemd-analyze verify and security (exposure <= 2.0)"
-check_unit demo
-check_unit "Z$(printf 'x%.0s' {1..60})_-9" # 64 characters, every kind allowed
+step "the worker unit passes systemd-analyze verify and security (exposure <= 2.0)"
+check_unit worker demo
+WORKER_LABEL=$LABEL
+check_unit worker "Z$(printf 'x%.0s' {1..60})_-9" # 64 characters, every kind allowed
+
+step "the web unit pair passes verify; the service is rated as well as the worker's"
+check_unit web site
+[[ $LABEL == "$WORKER_LABEL" ]] || fail "site.service is rated $LABEL, the worker's unit $WORKER_LABEL"
+# Above the worker's only by what listening without the socket needs:
+# AF_INET/AF_INET6 and an IP allow list of localhost instead of none.
+((10#${EXPOSURE/./} <= 10)) || fail "site.service: exposure $EXPOSURE > 1.0"
+check_unit web "W$(printf 'y%.0s' {1..60})-_8"
 
 # ---- the generated C ------------------------------------------------------------------------
-step "src/main.c compiles warning-free against the build tree's headers"
+step "src/main.c of both templates compiles warning-free against the build tree's headers"
 CC=${CC:-cc}
 FILES+=("$T/cc.txt")
 "$CC" -std=c17 -pedantic -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
     -Werror -I"$HK_SOURCE_DIR/include" -c "$W/demo/src/main.c" -o "$T/main.o" >"$T/cc.txt" 2>&1 ||
     fail "demo/src/main.c does not compile"
 assert_empty "$T/cc.txt"
+FILES+=("$T/cc-web.txt")
+"$CC" -std=c17 -pedantic -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+    -Werror -I"$HK_SOURCE_DIR/include" -c "$T/site/src/main.c" -o "$T/main-web.o" >"$T/cc-web.txt" 2>&1 ||
+    fail "site/src/main.c (web) does not compile"
+assert_empty "$T/cc-web.txt"
 
 # ---- the man page ----------------------------------------------------------------------------
 if command -v groff >/dev/null; then

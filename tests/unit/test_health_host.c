@@ -386,9 +386,14 @@ static void body_watchdog(void) {
     CHECK(fake_sync());
     CHECK_MSG(fake_count(PING) == before, "%d WATCHDOG=1 sent while a live check was Unhealthy",
               fake_count(PING) - before);
+    /* systemctl status says why */
+    CHECK_MSG(wait_datagrams("STATUS=Unhealthy: probe=Unhealthy (down)", 1),
+              "no STATUS= naming the failing check");
     atomic_store(&live_healthy, true);
     CHECK_MSG(wait_logged(L_PASSING, 1), "the monitor never saw the live check pass again");
     CHECK_MSG(wait_datagrams(PING, before + 2), "pings did not resume");
+    CHECK_MSG(wait_datagrams("STATUS=Running", 1), /* alone: not the READY=1 one */
+              "STATUS=Running not sent once the checks passed again");
 }
 
 static void watchdog_is_silenced_while_a_live_check_is_unhealthy(void **state) {

@@ -2,7 +2,7 @@
  * tools/hostkit/main.c - the hostkit command-line tool (build/bin/hostkit):
  *
  *     hostkit new worker NAME [--output DIR]   a worker project in DIR/NAME
- *     hostkit new web NAME                     refused: the web host is not built yet
+ *     hostkit new web NAME [--output DIR]      a web application project in DIR/NAME
  *     hostkit --help | --version | new --help
  *
  * This file reads the command line, prints help and errors and maps results
@@ -49,7 +49,7 @@ static const char main_help[] =
     "\n"
     "Commands:\n"
     "  new TEMPLATE NAME [--output DIR]  create the project NAME from a template\n"
-    "                                    (templates: worker; see 'hostkit new --help')\n"
+    "                                    (templates: worker, web; see 'hostkit new --help')\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help and exit\n"
@@ -67,10 +67,14 @@ static const char new_help[] =
     "          scoped object per iteration, a hosted service, a bound and validated\n"
     "          options section), appsettings.json, appsettings.Development.json,\n"
     "          CMakeLists.txt, README.md and NAME.service, a hardened systemd unit\n"
-    "  web     not available yet: the web host is not built\n"
+    "  web     a web application on the web host (libhostkit-web): src/main.c (routes\n"
+    "          GET /, GET /hello/{name} and POST /echo, the health and metrics\n"
+    "          endpoints, a middleware hook and a background service), appsettings.json,\n"
+    "          appsettings.Development.json, CMakeLists.txt, README.md, and NAME.socket\n"
+    "          with NAME.service, a socket-activated, hardened systemd unit pair\n"
     "\n"
     "NAME is 1 to 64 characters: a letter, then letters, digits, '_' or '-'. It names the\n"
-    "directory, the executable, the CMake project and the systemd unit.\n"
+    "directory, the executable, the CMake project and the systemd units.\n"
     "\n"
     "Options:\n"
     "  -o, --output DIR  create the project in DIR/NAME; DIR must exist\n"
@@ -148,7 +152,7 @@ static char *shell_word(const char *s) {
     return w;
 }
 
-/* Renders the worker template for name and writes it as target (inside dir). */
+/* Renders the template kind for name and writes it as target (inside dir). */
 static int create_project(const char *kind, const char *name, const char *dir,
                           const char *target) {
     char err[1024] = "", prefix_buf[PATH_MAX];
@@ -224,11 +228,11 @@ static int cmd_new(int argc, char **argv) {
         return print_help(new_help);
     if (npos == 0)
         return usage_error(help, "missing template and name: hostkit new worker NAME");
-    if (strcmp(pos[0], "web") == 0)
-        return usage_error(help, "not available yet: the web host is not built");
-    if (!cli_template_exists(pos[0]))
-        return usage_error(help, "unknown template '%s' (available: worker)",
-                           cli_quote(pos[0], q, sizeof q));
+    if (!cli_template_exists(pos[0])) {
+        char names[256];
+        return usage_error(help, "unknown template '%s' (available: %s)",
+                           cli_quote(pos[0], q, sizeof q), cli_template_names(names, sizeof names));
+    }
     if (npos == 1)
         return usage_error(help, "missing project name: hostkit new %s NAME", pos[0]);
     if (npos > 2)

@@ -188,6 +188,28 @@ bool cli_template_exists(const char *kind) {
     return false;
 }
 
+const char *cli_template_names(char *buf, size_t len) {
+    size_t o = 0, prev_len = 0;
+    const char *prev = NULL;
+    if (len)
+        buf[0] = '\0';
+    /* The table is sorted by path, so the files of one template are adjacent. */
+    for (size_t i = 0; i < cli_template_nfiles; i++) {
+        const char *path = cli_template_files[i].path;
+        const char *slash = strchr(path, '/');
+        size_t n = slash ? (size_t)(slash - path) : 0;
+        if (n == 0 || (prev && n == prev_len && memcmp(path, prev, n) == 0))
+            continue;
+        int w = snprintf(buf + o, len - o, "%s%.*s", prev ? ", " : "", (int)n, path);
+        if (w < 0 || (size_t)w >= len - o)
+            break; /* truncated: the names that fit */
+        o += (size_t)w;
+        prev = path;
+        prev_len = n;
+    }
+    return buf;
+}
+
 void cli_project_free(cli_project_t *project) {
     if (!project)
         return;

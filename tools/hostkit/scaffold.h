@@ -50,6 +50,13 @@ int cli_name_check(const char *name, char *err, size_t err_len);
 bool cli_template_exists(const char *kind);
 
 /*
+ * The embedded templates' names for a message, in byte order, separated by
+ * ", " ("web, worker"), written into buf (truncated to the names that fit
+ * when len is too small; "" when len is 0 or nothing fits). Returns buf.
+ */
+const char *cli_template_names(char *buf, size_t len);
+
+/*
  * Renders every file of templates/<kind>/: the path below <kind>/ and the
  * contents, with each {{key}} (key: letters, digits, '_') replaced by its
  * value in vars. A "{{" not followed by key and "}}" is copied as is; an

@@ -1,0 +1,3 @@
+module hostkit.bench/jobs
+
+go 1.19

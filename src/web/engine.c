@@ -1,0 +1,570 @@
+/*
+ * The request path on libmicrohttpd's threads: the URI-log callback creates
+ * the request, the access handler runs limits, routing, middleware, body
+ * reading, the handler (or 404/405, or a health/metrics endpoint) and queues
+ * the response; the completed callback logs, counts and frees it.
+ * May depend on: hostkit public headers, src/common, src/web (its headers), libmicrohttpd.
+ *
+ * Access handler calls per request (libmicrohttpd's contract):
+ *   1st (headers in, *upload_data_size 0)  -> first_call: limits, route, before hooks
+ *   Nth (*upload_data_size > 0)            -> body_call: buffer or stream the body
+ *   last (*upload_data_size 0)             -> final_call: handler, after hooks, queue
+ *   (async: final_call suspends; hk_web_complete resumes; one more final_call queues)
+ * Responses are queued on the last call unless an early answer is needed (431,
+ * 413, 400, a before hook that answered): queuing once the body was read keeps
+ * the connection alive; an early answer with an unread body closes it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "web/web_int.h"
+
+static const char *method_label(const char *m) {
+    static const char *const known[] = {"GET",   "HEAD",    "POST",  "PUT",    "DELETE",
+                                        "PATCH", "OPTIONS", "TRACE", "CONNECT"};
+    for (size_t i = 0; i < HK_ARRAY_SIZE(known); i++)
+        if (!strcmp(m, known[i]))
+            return known[i];
+    return "OTHER"; /* arbitrary methods must not create unbounded series */
+}
+
+/* ---- creation: the request line is in ----------------------------------------------- */
+
+void *hk__web_uri_log(void *cls, const char *uri, struct MHD_Connection *conn) {
+    (void)conn;
+    web_listener_t *l = cls;
+    hk_web_t *web = l->web;
+    hk_web_request_t *req = hk__calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->uri = hk__strdup(uri ? uri : "/");
+    req->path = hk__strdup(uri ? uri : "/");
+    if (!req->uri || !req->path) {
+        hk__free(req->uri);
+        hk__free(req->path);
+        hk__free(req);
+        return NULL;
+    }
+    char *q = strchr(req->path, '?');
+    if (q) {
+        *q = 0;
+        req->query_raw = q + 1;
+    }
+    char *hash = strchr(req->query_raw ? req->query_raw : req->path, '#');
+    if (hash)
+        *hash = 0;
+    req->web = web;
+    req->ls = l;
+    req->rfd = -1;
+    req->status = 200;
+    atomic_init(&req->refs, 1);
+    pthread_mutex_init(&req->amu, NULL);
+    req->t0 = hk__now_ns();
+    snprintf(req->method, sizeof req->method, "?");
+    pthread_mutex_lock(&web->mu);
+    web->inflight++;
+    pthread_mutex_unlock(&web->mu);
+    return req;
+}
+
+/* ---- responses ----------------------------------------------------------------------- */
+
+static enum MHD_Result queue_static(struct MHD_Connection *conn, unsigned status, const char *text,
+                                    bool close) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    if (close)
+        MHD_add_response_header(r, "Connection", "close");
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static void run_after_hooks(hk_web_request_t *req) {
+    hk_web_t *web = req->web;
+    for (size_t i = req->before_ran; i-- > 0;)
+        if (web->mws[i].after)
+            web->mws[i].after(req, web->mws[i].data);
+    req->before_ran = 0;
+}
+
+/* Runs the after hooks and hands the response to the engine. */
+static enum MHD_Result finish(hk_web_request_t *req) {
+    hk_web_t *web = req->web;
+    req->handled = true;
+    run_after_hooks(req);
+    struct MHD_Response *r;
+    if (req->rfd >= 0) {
+        r = MHD_create_response_from_fd64(req->rfd_size, req->rfd);
+        if (r) {
+            req->rfd = -1; /* the response closes it */
+            req->bytes = req->rfd_size;
+        }
+    } else if (req->rbody_len) {
+        r = MHD_create_response_from_buffer_with_free_callback(req->rbody_len, req->rbody,
+                                                               hk__free);
+        if (r) {
+            req->rbody = NULL;
+            req->bytes = req->rbody_len;
+        }
+    } else {
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        req->bytes = 0;
+    }
+    if (!r) {
+        req->status = 500;
+        req->queued = queue_static(req->conn, 500, "", true) == MHD_YES;
+        return req->queued ? MHD_YES : MHD_NO;
+    }
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (MHD_add_response_header(r, req->headers[i].name, req->headers[i].value) != MHD_YES)
+            hk_warn(web->log, "web: header %s rejected by the engine", req->headers[i].name);
+    if (!req->has_ctype && req->bytes)
+        MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    if (req->close || atomic_load(&web->draining))
+        MHD_add_response_header(r, "Connection", "close");
+    enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, r);
+    MHD_destroy_response(r);
+    req->queued = rc == MHD_YES;
+    return rc;
+}
+
+/* An answer decided by the server (limits, errors): status and a short text. */
+static enum MHD_Result answer(hk_web_request_t *req, int status, const char *text, bool close) {
+    hk__web_response_reset(req);
+    hk_web_response_text(req, status, NULL, text);
+    if (close)
+        req->close = true;
+    return finish(req);
+}
+
+/* ---- the endpoints ---------------------------------------------------------------------- */
+
+static int grow_append(hk_web_request_t *req, const char *data, size_t len) {
+    if (req->rbody_len + len + 1 > req->rbody_cap) {
+        size_t cap = req->rbody_cap ? req->rbody_cap * 2 : 8192;
+        while (cap < req->rbody_len + len + 1)
+            cap *= 2;
+        char *g = hk__realloc(req->rbody, cap);
+        if (!g)
+            return -ENOMEM;
+        req->rbody = g;
+        req->rbody_cap = cap;
+    }
+    memcpy(req->rbody + req->rbody_len, data, len);
+    req->rbody_len += len;
+    return 0;
+}
+
+static int metrics_sink(const char *data, size_t len, void *arg) {
+    return grow_append(arg, data, len);
+}
+
+static void serve_endpoint(hk_web_request_t *req) {
+    hk_web_t *web = req->web;
+    hk__web_response_reset(req);
+    hk_web_response_header(req, "Cache-Control", "no-store");
+    if (req->ep == EP_METRICS) {
+        int rc = hk_metrics_write(hk_host_metrics(web->host), metrics_sink, req);
+        if (rc < 0) {
+            hk__web_response_reset(req);
+            hk_web_response_status(req, 500);
+            return;
+        }
+        hk_web_response_header(req, "Content-Type", HK_METRICS_CONTENT_TYPE);
+        return;
+    }
+    const char *tag = req->ep == EP_LIVE ? "live" : req->ep == EP_READY ? "ready" : NULL;
+    hk_health_report_t *rep = NULL;
+    char *json = NULL;
+    if (hk_health_report(hk_host_health(web->host), tag, NULL, &rep) < 0 ||
+        hk_health_report_json(rep, &json) < 0) {
+        hk_health_report_free(rep);
+        hk_web_response_status(req, 500);
+        return;
+    }
+    hk_web_response_status(req, hk_health_http_status(rep));
+    hk_web_response_header(req, "Content-Type", "application/json");
+    hk_web_response_body(req, json, strlen(json));
+    hk_health_json_free(json);
+    hk_health_report_free(rep);
+}
+
+/* ---- access handler ---------------------------------------------------------------------- */
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+    (void)kind;
+    *(uint64_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+static void set_peer(hk_web_request_t *req) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(req->peer, sizeof req->peer, "unix");
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->peer, sizeof req->peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->peer,
+                  sizeof req->peer);
+}
+
+static enum web_endpoint endpoint_of(const hk_web_t *web, const char *path) {
+    for (int e = EP_HEALTH; e <= EP_METRICS; e++)
+        if (web->set.paths[e] && !strcmp(web->set.paths[e], path))
+            return (enum web_endpoint)e;
+    return EP_NONE;
+}
+
+/* RFC 9110 token characters (a method must be one). */
+static bool is_token(const char *s) {
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!(((unsigned char)*s > 32 && (unsigned char)*s < 127) && !strchr("\"(),/:;<=>?@[\\]{}", *s)))
+            return false;
+    return true;
+}
+
+static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *conn,
+                                  const char *method, const char *version) {
+    hk_web_t *web = req->web;
+    req->started = true;
+    req->conn = conn;
+    snprintf(req->method, sizeof req->method, "%s", method);
+    set_peer(req);
+    const union MHD_ConnectionInfo *si =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (si && si->socket_context) {
+        req->wc = si->socket_context;
+        pthread_mutex_lock(&web->mu);
+        req->wc->in_request = true;
+        pthread_mutex_unlock(&web->mu);
+    }
+
+    /* Limits: header size (431), framing (400), declared body size (413). */
+    uint64_t hb = strlen(method) + strlen(req->uri) + 12;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hb);
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    bool has_body = te || (cl && strcmp(cl, "0"));
+    if (hb > web->set.max_headers)
+        return answer(req, 431, "Request Header Fields Too Large", true);
+    /* Gaps in the engine's checks (0.9.75): a method that is not a token, a
+     * HTTP/1.1 request without Host (RFC 9112 section 3.2). */
+    if (!is_token(method))
+        return answer(req, 400, "Bad Request: malformed method", true);
+    if (version && !strcmp(version, "HTTP/1.1") &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+        return answer(req, 400, "Bad Request: no Host header", has_body);
+    if (te && cl)
+        return answer(req, 400, "Bad Request: both Content-Length and Transfer-Encoding", true);
+    if (te && strcasecmp(te, "chunked"))
+        return answer(req, 400, "Bad Request: unsupported Transfer-Encoding", true);
+
+    bool eps = req->ls->management || web->set.endpoints_on_app;
+    req->ep = eps ? endpoint_of(web, req->path) : EP_NONE;
+    req->body_limit = web->set.max_body;
+    if (req->ep != EP_NONE) {
+        if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+            hk_web_response_header(req, "Allow", "GET, HEAD");
+            return answer(req, 405, "Method Not Allowed", has_body);
+        }
+        return MHD_YES;
+    }
+    if (req->ls->management)
+        return answer(req, 404, "Not Found", has_body);
+
+    req->route_rc = hk__router_match(web->router, method, req->path, &req->match);
+    if (req->route_rc == 0) {
+        req->matched = true;
+        req->route = req->match.ctx;
+        if (req->route->def.max_body_bytes)
+            req->body_limit = req->route->def.max_body_bytes;
+    } else if (req->route_rc == -EINVAL) {
+        return answer(req, 400, "Bad Request: malformed path", has_body);
+    } else if (req->route_rc < 0 && req->route_rc != -ENOENT) {
+        return answer(req, 500, "Internal Server Error", true);
+    }
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (!errno && *end == 0 && n > req->body_limit)
+            return answer(req, 413, "Content Too Large", true);
+    }
+
+    /* Middleware: before hooks, in order. */
+    for (size_t i = 0; i < web->nmws; i++) {
+        req->before_ran = i + 1;
+        if (!web->mws[i].before)
+            continue;
+        int r = web->mws[i].before(req, web->mws[i].data);
+        if (r == HK_WEB_DONE) {
+            req->close = has_body;
+            return finish(req);
+        }
+        if (r < 0) {
+            hk_error(web->log, "web: middleware failed for %s %s: %s", req->method, req->path,
+                     hk_strerror(r));
+            return answer(req, 500, "Internal Server Error", has_body);
+        }
+    }
+    return MHD_YES;
+}
+
+/*
+ * libmicrohttpd (0.9.75) cannot send a response while a request body is
+ * being received: a response queued mid-body is refused. So a body over
+ * the limit is read and dropped, and 413 goes out (with Connection: close)
+ * once it ended; past OVERRUN_BUDGET dropped bytes the connection is cut.
+ */
+#define OVERRUN_BUDGET (1024u * 1024u)
+
+static enum MHD_Result body_call(hk_web_request_t *req, const char *data, size_t len) {
+    req->body_seen += len;
+    if (req->body_failed) {
+        if (req->body_seen - req->body_limit > OVERRUN_BUDGET)
+            return MHD_NO; /* closes the connection */
+        return MHD_YES;
+    }
+    if (req->body_limit != UINT64_MAX && req->body_seen > req->body_limit) {
+        req->body_failed = true;
+        req->fail_status = 413;
+        hk__free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+        return MHD_YES;
+    }
+    if (req->ep != EP_NONE || !req->matched)
+        return MHD_YES; /* no handler will read it */
+    if (req->route->def.on_body) {
+        int r = req->route->def.on_body(req, data, len, req->route->def.data);
+        if (r < 0) {
+            req->body_failed = true;
+            req->fail_status = req->status >= 400 ? req->status : 400;
+            req->body_limit = req->body_seen; /* the overrun budget counts from here */
+        }
+        return MHD_YES;
+    }
+    if (req->body_len + len + 1 > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        while (cap < req->body_len + len + 1)
+            cap *= 2;
+        char *g = hk__realloc(req->body, cap);
+        if (!g) {
+            req->body_failed = true;
+            req->fail_status = 500;
+            req->body_limit = req->body_seen;
+            return MHD_YES;
+        }
+        req->body = g;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    req->body[req->body_len] = 0;
+    return MHD_YES;
+}
+
+static void unlist_suspended(hk_web_request_t *req) {
+    hk_web_t *web = req->web;
+    pthread_mutex_lock(&web->mu);
+    if (req->sprev)
+        req->sprev->snext = req->snext;
+    else if (web->suspended == req)
+        web->suspended = req->snext;
+    if (req->snext)
+        req->snext->sprev = req->sprev;
+    req->snext = req->sprev = NULL;
+    pthread_cond_broadcast(&web->cv);
+    pthread_mutex_unlock(&web->mu);
+}
+
+static enum MHD_Result finish_async(hk_web_request_t *req) {
+    unlist_suspended(req);
+    if (req->forced) {
+        /* The application may still be writing its response: leave it alone. */
+        req->handled = true;
+        req->status = 503;
+        req->bytes = 0;
+        req->queued = queue_static(req->conn, 503, "", true) == MHD_YES;
+        return req->queued ? MHD_YES : MHD_NO;
+    }
+    return finish(req);
+}
+
+static enum MHD_Result final_call(hk_web_request_t *req) {
+    hk_web_t *web = req->web;
+    if (req->queued)
+        return MHD_YES;
+    if (req->async)
+        return finish_async(req);
+    if (req->body_failed) {
+        int st = req->fail_status;
+        return answer(req, st, st == 413 ? "Content Too Large" : st == 500 ? "Internal Server Error" : "Bad Request", true);
+    }
+    if (req->ep != EP_NONE) {
+        serve_endpoint(req);
+        return finish(req);
+    }
+    if (req->route_rc == -ENOENT) {
+        hk_web_response_text(req, 404, NULL, "Not Found");
+        return finish(req);
+    }
+    if (req->route_rc == HK__ROUTE_NO_METHOD) {
+        hk_web_response_header(req, "Allow", req->match.allow);
+        hk_web_response_text(req, 405, NULL, "Method Not Allowed");
+        return finish(req);
+    }
+    if (req->body == NULL && !req->route->def.on_body) {
+        req->body = hk__strdup("");
+        if (!req->body)
+            return answer(req, 500, "Internal Server Error", false);
+    }
+    atomic_store(&req->refs, 2); /* the handler may hand it to another thread */
+    int r = req->route->def.handler(req, req->route->def.data);
+    if (r == HK_WEB_ASYNC) {
+        pthread_mutex_lock(&web->mu);
+        req->snext = web->suspended;
+        if (web->suspended)
+            web->suspended->sprev = req;
+        web->suspended = req;
+        pthread_mutex_unlock(&web->mu);
+        pthread_mutex_lock(&req->amu);
+        if (req->completed) { /* completed before we got here */
+            pthread_mutex_unlock(&req->amu);
+            return finish_async(req);
+        }
+        req->async = req->suspended = true;
+        MHD_suspend_connection(req->conn);
+        pthread_mutex_unlock(&req->amu);
+        return MHD_YES;
+    }
+    atomic_fetch_sub(&req->refs, 1); /* never the last: the engine holds one */
+    if (r < 0) {
+        hk_error(web->log, "web: handler for {%s %s} failed: %s", req->method, req->route->pattern,
+                 hk_strerror(r));
+        return answer(req, 500, "", false);
+    }
+    return finish(req);
+}
+
+enum MHD_Result hk__web_access(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **req_cls) {
+    (void)cls;
+    (void)url;
+    hk_web_request_t *req = *req_cls;
+    if (!req) /* out of memory when the request line came in */
+        return queue_static(conn, 503, "Service Unavailable", true);
+    if (!req->started)
+        return first_call(req, conn, method, version);
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        return body_call(req, upload_data, n);
+    }
+    return final_call(req);
+}
+
+/* ---- completion: log, metrics, release ----------------------------------------------------- */
+
+void hk__web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                       enum MHD_RequestTerminationCode toe) {
+    (void)conn;
+    web_listener_t *l = cls;
+    hk_web_t *web = l->web;
+    hk_web_request_t *req = *req_cls;
+    *req_cls = NULL;
+    if (!req)
+        return;
+    uint64_t now = hk__now_ns();
+    double secs = (double)(now - req->t0) / 1e9;
+    if (req->queued) {
+        const char *route = req->route           ? req->route->pattern
+                            : req->ep != EP_NONE ? web->set.paths[req->ep]
+                                                 : "";
+        char st[8];
+        snprintf(st, sizeof st, "%d", req->status);
+        hk_counter_t *c = NULL;
+        if (hk_metric_counter(web->m_total, HK_LABELS(method_label(req->method), route, st), &c) == 0)
+            hk_counter_inc(c);
+        hk_histogram_t *h = NULL;
+        if (hk_metric_histogram(web->m_duration, HK_LABELS(route), &h) == 0)
+            hk_histogram_observe(h, secs);
+        hk_log_at(web->log, web->set.log_level, 0,
+                  "{Method} {Path} -> {Status} in {ElapsedMs} ms ({Bytes} bytes)", req->method,
+                  req->path, req->status, (double)((now - req->t0) / 1000u) / 1000.0, req->bytes);
+    } else {
+        hk_log_debug(web->log, "{Method} {Path}: connection ended before a response ({Reason})",
+                     req->method, req->path, (int)toe);
+    }
+    if (req->wc) {
+        pthread_mutex_lock(&web->mu);
+        req->wc->in_request = false;
+        req->wc->served++;
+        req->wc->since_ns = now;
+        pthread_mutex_unlock(&web->mu);
+    }
+    if (req->snext || req->sprev || web->suspended == req)
+        unlist_suspended(req);
+    hk_scope_free(req->scope);
+    req->scope = NULL;
+    pthread_mutex_lock(&web->mu);
+    if (--web->inflight == 0)
+        pthread_cond_broadcast(&web->cv);
+    pthread_mutex_unlock(&web->mu);
+    hk__web_request_release(req);
+}
+
+/* ---- connections (for the watchdog) ----------------------------------------------------------- */
+
+void hk__web_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                         enum MHD_ConnectionNotificationCode toe) {
+    web_listener_t *l = cls;
+    hk_web_t *web = l->web;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        web_conn_t *c = hk__calloc(1, sizeof *c);
+        if (!c)
+            return; /* not watched; the idle timeout still applies */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
+        c->since_ns = hk__now_ns();
+        pthread_mutex_lock(&web->mu);
+        c->next = web->conns;
+        if (web->conns)
+            web->conns->prev = c;
+        web->conns = c;
+        pthread_mutex_unlock(&web->mu);
+        *socket_context = c;
+        return;
+    }
+    web_conn_t *c = *socket_context;
+    if (!c)
+        return;
+    pthread_mutex_lock(&web->mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        web->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&web->mu);
+    *socket_context = NULL;
+    hk__free(c);
+}
