@@ -12,9 +12,10 @@
 
 SD_SUITE=bookworm
 # What the container needs beyond minbase: systemd as PID 1, dbus for systemctl,
-# procps for ps/pgrep, and the shared libraries libhostkit links (the binaries
-# are built on the host, with the same glibc, and bind-mounted in).
-SD_INCLUDE=systemd,systemd-sysv,dbus,procps,libuv1,libjansson4
+# procps for ps/pgrep, the shared libraries libhostkit and libhostkit-web link
+# (the binaries are built on the host, with the same glibc, and bind-mounted
+# in), and curl, the HTTP client for the web scenarios inside the container.
+SD_INCLUDE=systemd,systemd-sysv,dbus,procps,libuv1,libjansson4,libmicrohttpd12,curl
 # Bump when the customisation in sd_tree_ensure changes: a new key, a new tree.
 SD_TREE_REV=1
 SD_CACHE=${HK_SYSTEMD_CACHE:-/var/cache/hostkit/systemd}

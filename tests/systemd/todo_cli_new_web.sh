@@ -1,6 +1,7 @@
 # TODO - scenario 5, web half (issue 12), NOT a test yet: the name does not
 # match test_*.sh, so CTest does not register it, and it fails if run by hand.
-# Waits for `hostkit new web`. To add it, copy test_sd_cli_new_worker.sh to
+# `hostkit new web` is now on main (templates/web: {{name}}.service and
+# {{name}}.socket). To add it, copy test_sd_cli_new_worker.sh to
 # test_sd_cli_new_web.sh (re-run cmake) and change:
 #   hostkit new web demo; the generated demo.socket installed next to
 #   demo.service unchanged (plus the WatchdogSec drop-in only);
