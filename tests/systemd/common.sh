@@ -106,6 +106,11 @@ sd_tree_ensure() {
     rm -rf "$SD_TREE"
     mv "$tmp" "$SD_TREE"
     rm -f "$tmp.log"
+    # Trees of an older package list or revision are not used any more.
+    local old
+    for old in "$SD_CACHE/$SD_SUITE"-*; do
+        [[ $old == "$SD_TREE" || ! -d $old ]] || rm -rf "$old"
+    done
     echo "systemd tests: tree ready in $((EPOCHSECONDS - t0)) s ($(du -sh "$SD_TREE" | cut -f1))" >&2
     exec {lockfd}>&-
 }
