@@ -3,7 +3,9 @@
 # make test-tsan, make install PREFIX=..., make clean; also make fuzz
 # (libFuzzer, clang), make bench (hostkit against its peers; SCENARIO=name
 # for one), make bench-config, make bench-services and make bench-metrics
-# (not tests).
+# (not tests); make test-systemd (the end-to-end tests under a real systemd
+# in systemd-nspawn containers: root; tests/systemd, label systemd, which the
+# other test targets leave out).
 BUILD      ?= build
 PREFIX     ?= /usr/local
 BUILD_TYPE ?= RelWithDebInfo
@@ -14,7 +16,7 @@ SCENARIO   ?=
 
 CMAKE_GEN = cmake -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-.PHONY: all build deps demo test test-asan test-tsan fuzz bench bench-config bench-services bench-metrics install clean
+.PHONY: all build deps demo test test-asan test-tsan test-systemd fuzz bench bench-config bench-services bench-metrics install clean
 
 all: build
 
@@ -33,7 +35,12 @@ demo: build
 	@cd examples/worker && $(CURDIR)/$(BUILD)/bin/worker --environment Development
 
 test: build
-	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
+	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS) -LE systemd
+
+# Under a real systemd 252 (tests/systemd/lib.sh): the cached Debian tree
+# first (systemd.tree, a fixture), then each scenario in its own container.
+test-systemd: build
+	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS) -L systemd
 
 build-asan/build.ninja: | deps
 	$(CMAKE_GEN) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHK_SANITIZE=address,undefined
@@ -42,7 +49,7 @@ test-asan: deps build-asan/build.ninja
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  ctest $(CTEST_ARGS) -j $(JOBS) -LE novalgrind-only -E valgrind
+	  ctest $(CTEST_ARGS) -j $(JOBS) -LE 'novalgrind-only|systemd' -E valgrind
 
 build-tsan/build.ninja: | deps
 	$(CMAKE_GEN) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DHK_SANITIZE=thread
@@ -50,7 +57,7 @@ build-tsan/build.ninja: | deps
 test-tsan: deps build-tsan/build.ninja
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  ctest $(CTEST_ARGS) -j $(JOBS) -E valgrind
+	  ctest $(CTEST_ARGS) -j $(JOBS) -LE systemd -E valgrind
 
 # libFuzzer targets (tests/fuzz): clang, everything built with ASan+UBSan and
 # coverage; the three run in parallel for FUZZ_SECONDS each on build-fuzz/corpus.
