@@ -74,6 +74,12 @@ struct hk_builder_s {
 
 static int builder_error(hk_builder_t *b, int err, const char *fmt, ...) HK_PRINTF(3, 4);
 
+/* dir + "/" + name, without doubling the slash when dir ends in one ("/"). */
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir);
+    return hk__asprintf("%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
+}
+
 /* The content root as an absolute path: contentRoot if set, else the cwd. */
 static char *resolve_content_root(const char *configured) {
     char cwd[PATH_MAX];
@@ -83,12 +89,12 @@ static char *resolve_content_root(const char *configured) {
         return hk__strdup(configured ? configured : ".");
     if (!configured || !strcmp(configured, "."))
         return hk__strdup(cwd);
-    return hk__asprintf("%s/%s", cwd, configured);
+    return path_join(cwd, configured);
 }
 
 /* Adds <content root>/name, optional and watched, named `name` in messages. */
 static int add_app_json(hk_builder_t *b, const char *name) {
-    char *path = hk__asprintf("%s/%s", b->content_root, name);
+    char *path = path_join(b->content_root, name);
     if (!path)
         return -ENOMEM;
     int rc = hk__config_add_json_file(b->config, path, name, true, true);
@@ -144,7 +150,7 @@ fail:
 int hk_builder_add_json_file(hk_builder_t *b, const char *path, bool optional, bool reload_on_change) {
     if (!b || !path || !*path)
         return -EINVAL;
-    char *full = path[0] == '/' ? hk__strdup(path) : hk__asprintf("%s/%s", b->content_root, path);
+    char *full = path[0] == '/' ? hk__strdup(path) : path_join(b->content_root, path);
     if (!full)
         return -ENOMEM;
     int rc = hk__config_add_json_file(b->config, full, path, optional, reload_on_change);

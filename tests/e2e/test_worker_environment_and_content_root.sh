@@ -31,4 +31,14 @@ lifetime dot-root Production "$T" "$WORKER" --contentRoot .
 lifetime both Testing "$T/app" env HOSTKIT_ENVIRONMENT=Staging HOSTKIT_CONTENTROOT=/tmp \
     "$WORKER" --environment=Testing --contentRoot="$T/app"
 
+step "content root /: file paths without a doubled slash"
+start_worker slash-root --contentRoot / --Logging:LogLevel:hostkit=Debug
+wait_started
+signal TERM
+wait_exit
+assert_rc 0
+assert_line "$LOG" "$(l_root /)"
+assert_line "$LOG" "$(l_dbg Not watching /appsettings.json: it does not exist)"
+assert_no_text "$LOG" "//appsettings"
+
 pass
