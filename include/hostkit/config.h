@@ -121,11 +121,19 @@ HK_EXTERN const char *hk_config_get_string(const hk_config_t *config, const char
                                            const char *def);
 
 /*
- * Errors recorded by typed getters and hk_config_add_args, oldest first:
+ * Errors recorded by typed getters, hk_config_add_args and
+ * hk_config_record_error, oldest first:
  * hk_config_error(config, i) for i < hk_config_error_count(config). The
  * strings are owned by the store. hk_config_last_error is the newest or NULL.
  */
 HK_EXTERN size_t hk_config_error_count(const hk_config_t *config);
+/*
+ * Records an error of the program's own validation (printf-style; name the
+ * key: "Db:Pool: 0 is below the minimum 1"), as the typed getters do: a
+ * builder's build then fails with exit code 78 listing it with the others.
+ * Returns 0, or -ENOMEM (the error still counts; its text is lost).
+ */
+HK_EXTERN int hk_config_record_error(hk_config_t *config, const char *fmt, ...) HK_PRINTF(2, 3);
 HK_EXTERN const char *hk_config_error(const hk_config_t *config, size_t i);
 HK_EXTERN const char *hk_config_last_error(const hk_config_t *config);
 

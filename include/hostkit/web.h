@@ -136,10 +136,11 @@ typedef struct hk_web_route_def {
 HK_EXTERN int hk_builder_add_web(hk_builder_t *builder, hk_web_t **ret_web);
 
 /*
- * Maps a route (see hk_web_route_def_t). Before the host runs only.
- * Returns 0, -EINVAL (bad method or pattern; the message is recorded in the
- * builder and the build fails with 78), -EEXIST (same method and pattern
- * shape) or -ENOMEM.
+ * Maps a route (see hk_web_route_def_t). Before the build. Returns 0,
+ * -EINVAL (bad method or pattern), -EEXIST (same method and pattern shape)
+ * or -ENOMEM; the first two are recorded as configuration errors, so the
+ * build fails with exit code 78 naming the route (mapped after the build:
+ * the service's start fails with it, exit 1).
  */
 HK_EXTERN int hk_web_add_route(hk_web_t *web, const hk_web_route_def_t *def);
 /* Shorthand: a buffered route. */

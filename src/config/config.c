@@ -524,6 +524,18 @@ void hk__config_record_error(hk_config_t *c, const char *fmt, ...) {
     va_end(ap);
 }
 
+int hk_config_record_error(hk_config_t *c, const char *fmt, ...) {
+    if (!c || !fmt)
+        return -EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = hk__vasprintf(fmt, ap);
+    va_end(ap);
+    int rc = msg ? 0 : -ENOMEM;
+    record_error(c, msg);
+    return rc;
+}
+
 static int arg_error(hk_config_t *c, kv_t *pairs, const char *fmt, ...) HK_PRINTF(3, 4);
 static int arg_error(hk_config_t *c, kv_t *pairs, const char *fmt, ...) {
     hk__free(pairs);

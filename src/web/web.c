@@ -187,7 +187,11 @@ static void web_destroy(void *data);
 static int web_start(hk_service_t *svc, hk_token_t *token);
 static int web_stop(hk_service_t *svc, hk_token_t *token);
 
+/* A bad route is a configuration error: the build fails with 78 naming it.
+ * (Mapped after the build, too late for that: the start fails with it.) The
+ * store is the builder's, which the host keeps: valid whenever this runs. */
 static void set_error(hk_web_t *web, const char *what, const char *why) {
+    hk_config_record_error(web->config, "Web: route %s: %s", what, why);
     if (!web->error[0])
         snprintf(web->error, sizeof web->error, "web: route %s: %s", what, why);
 }
@@ -199,6 +203,7 @@ int hk_builder_add_web(hk_builder_t *builder, hk_web_t **ret_web) {
     if (!web)
         return -ENOMEM;
     web->builder = builder;
+    web->config = hk_builder_config(builder);
     pthread_mutex_init(&web->mu, NULL);
     /* The watchdog's deadlines are CLOCK_MONOTONIC: so must the condition variable be. */
     pthread_condattr_t ca;

@@ -86,6 +86,7 @@ struct hk_web_s {
     size_t nroutes;
     web_mw_t *mws;
     size_t nmws;
+    hk_config_t *config; /* the builder's store (then the host's): set-up errors go there */
     char error[256]; /* the first set-up error, fails the start */
 
     web_settings_t set;

@@ -1087,6 +1087,22 @@ static void typed_getter_errors_are_counted_even_without_memory(void **state) {
     run_oom_case(&(oom_case_t){prepare_nine_errors, op_bad_getters, -EINVAL, check_bad_getters});
 }
 
+/* A program's own validation errors count like the getters' (the build fails with 78). */
+static void recorded_errors_join_the_getters_errors(void **state) {
+    (void)state;
+    hk_config_t *c = NULL;
+    assert_int_equal(hk_config_new(&c), 0);
+    assert_int_equal(hk_config_set(c, "Db:Pool", "x"), 0);
+    int64_t v;
+    assert_int_equal(hk_config_get_int(c, "Db:Pool", 1, 1, 10, &v), -EINVAL);
+    assert_int_equal(hk_config_record_error(c, "Db:Pool: %d is below the minimum %d", 0, 1), 0);
+    assert_int_equal(hk_config_error_count(c), 2);
+    assert_string_equal(hk_config_error(c, 1), "Db:Pool: 0 is below the minimum 1");
+    assert_string_equal(hk_config_last_error(c), "Db:Pool: 0 is below the minimum 1");
+    assert_int_equal(hk_config_record_error(NULL, "x"), -EINVAL);
+    hk_config_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(set_then_get_returns_value_with_override_source),
@@ -1128,6 +1144,7 @@ int main(void) {
                                   uninstall_failalloc),
         cmocka_unit_test_teardown(config_set_fails_cleanly_and_keeps_old_values,
                                   uninstall_failalloc),
+        cmocka_unit_test(recorded_errors_join_the_getters_errors),
         cmocka_unit_test_teardown(config_add_env_fails_cleanly, uninstall_failalloc),
         cmocka_unit_test_teardown(config_add_args_fails_cleanly, uninstall_failalloc),
         cmocka_unit_test_teardown(typed_getter_errors_are_counted_even_without_memory,

@@ -149,6 +149,28 @@ static void test_bad_url_fails_the_build_with_78(void **state) {
     assert_logged("ftp://x:1");
 }
 
+static int h_noop(hk_web_request_t *req, void *data) {
+    (void)req;
+    (void)data;
+    return 0;
+}
+
+static void test_bad_or_duplicate_route_fails_the_build_with_78(void **state) {
+    (void)state;
+    hk_builder_t *b = test_builder(cap);
+    hk_web_t *web;
+    assert_int_equal(hk_builder_add_web(b, &web), 0);
+    assert_int_equal(hk_web_map(web, "GET", "/users/{id}", h_noop, NULL), 0);
+    assert_int_equal(hk_web_map(web, "GET", "/users/{name}", h_noop, NULL), -EEXIST);
+    assert_int_equal(hk_web_map(web, "GET", "/files/{*rest}/x", h_noop, NULL), -EINVAL);
+    hk_host_t *h = NULL;
+    assert_true(hk_builder_build(b, &h) < 0);
+    assert_int_equal(hk_builder_exit_code(b), 78);
+    hk_builder_free(b);
+    assert_logged("Web: route /users/{name}: route GET /users/{name}: already mapped as GET /users/{id}");
+    assert_logged("Web: route /files/{*rest}/x: route \"/files/{*rest}/x\": {*rest} must be the last segment");
+}
+
 static void test_unix_socket_and_keep_alive(void **state) {
     (void)state;
     char path[64];
@@ -288,6 +310,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_endpoints_move_to_the_management_url, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_bind_error_exits_1_naming_the_url, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_bad_url_fails_the_build_with_78, host_setup, host_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_or_duplicate_route_fails_the_build_with_78, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_unix_socket_and_keep_alive, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_drain_completes_in_flight_and_refuses_new, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_async_never_completed_is_answered_503_at_the_timeout, host_setup, host_teardown),
