@@ -25,13 +25,46 @@
 
 #include "web/web_int.h"
 
-static const char *method_label(const char *m) {
-    static const char *const known[] = {"GET",   "HEAD",    "POST",  "PUT",    "DELETE",
-                                        "PATCH", "OPTIONS", "TRACE", "CONNECT"};
-    for (size_t i = 0; i < HK_ARRAY_SIZE(known); i++)
-        if (!strcmp(m, known[i]))
-            return known[i];
-    return "OTHER"; /* arbitrary methods must not create unbounded series */
+static const char *const known_methods[] = {"GET",   "HEAD",    "POST",  "PUT",    "DELETE",
+                                            "PATCH", "OPTIONS", "TRACE", "CONNECT", "OTHER"};
+
+/* Index in known_methods; arbitrary methods are OTHER (no unbounded series). */
+static unsigned method_index(const char *m) {
+    for (unsigned i = 0; i + 1 < HK_ARRAY_SIZE(known_methods); i++)
+        if (!strcmp(m, known_methods[i]))
+            return i;
+    return (unsigned)HK_ARRAY_SIZE(known_methods) - 1;
+}
+
+/* The route's counter for (method, status): from its cache, else looked up
+ * in the registry (a lock) and cached in a free slot. */
+static hk_counter_t *route_counter(hk_web_t *web, web_route_t *r, unsigned mi, int status,
+                                   const char *route, const char *st) {
+    unsigned key = (mi + 1) << 10 | (unsigned)status;
+    for (int i = 0; r && i < WEB_ROUTE_COUNTERS; i++) {
+        unsigned k = atomic_load_explicit(&r->mx.key[i], memory_order_acquire);
+        if (k == key) {
+            hk_counter_t *c = atomic_load_explicit(&r->mx.counter[i], memory_order_acquire);
+            if (c)
+                return c;
+            break; /* being filled in by another thread */
+        }
+        if (k == 0)
+            break;
+    }
+    hk_counter_t *c = NULL;
+    if (hk_metric_counter(web->m_total, HK_LABELS(known_methods[mi], route, st), &c) < 0)
+        return NULL;
+    for (int i = 0; r && i < WEB_ROUTE_COUNTERS; i++) {
+        unsigned expect = 0;
+        if (atomic_compare_exchange_strong(&r->mx.key[i], &expect, key)) {
+            atomic_store_explicit(&r->mx.counter[i], c, memory_order_release);
+            break;
+        }
+        if (expect == key)
+            break;
+    }
+    return c;
 }
 
 /* ---- creation: the request line is in ----------------------------------------------- */
@@ -500,12 +533,12 @@ void hk__web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                                                  : "";
         char st[8];
         snprintf(st, sizeof st, "%d", req->status);
-        hk_counter_t *c = NULL;
-        if (hk_metric_counter(web->m_total, HK_LABELS(method_label(req->method), route, st), &c) == 0)
-            hk_counter_inc(c);
-        hk_histogram_t *h = NULL;
-        if (hk_metric_histogram(web->m_duration, HK_LABELS(route), &h) == 0)
-            hk_histogram_observe(h, secs);
+        web_route_t *r = req->route; /* handles cached per route; endpoints and 404s look up */
+        hk_counter_inc(route_counter(web, r, method_index(req->method), req->status, route, st));
+        hk_histogram_t *h = r ? atomic_load_explicit(&r->mx.duration, memory_order_acquire) : NULL;
+        if (!h && hk_metric_histogram(web->m_duration, HK_LABELS(route), &h) == 0 && r)
+            atomic_store_explicit(&r->mx.duration, h, memory_order_release);
+        hk_histogram_observe(h, secs);
         hk_log_at(web->log, web->set.log_level, 0,
                   "{Method} {Path} -> {Status} in {ElapsedMs} ms ({Bytes} bytes)", req->method,
                   req->path, req->status, (double)((now - req->t0) / 1000u) / 1000.0, req->bytes);

@@ -29,10 +29,19 @@
 #include "hostkit/web.h"
 #include "web/router.h"
 
+/* Metric handles of a route, found once and kept: (method, status) -> counter. */
+#define WEB_ROUTE_COUNTERS 8
+typedef struct web_route_metrics {
+    _Atomic unsigned key[WEB_ROUTE_COUNTERS]; /* method index << 10 | status; 0: free */
+    _Atomic(hk_counter_t *) counter[WEB_ROUTE_COUNTERS];
+    _Atomic(hk_histogram_t *) duration;
+} web_route_metrics_t;
+
 typedef struct web_route {
     hk_web_route_def_t def; /* method and pattern point at the copies below */
     char *method;
     char *pattern;
+    web_route_metrics_t mx;
 } web_route_t;
 
 typedef struct web_mw {
