@@ -481,6 +481,8 @@ static void *watchdog_main(void *arg) {
 
 /* ---- start ------------------------------------------------------------------------------ */
 
+/* clang's -Wformat-nonliteral needs the attribute to accept vsnprintf(fmt). */
+static void mhd_log(void *cls, const char *fmt, va_list ap) HK_PRINTF(2, 0);
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     hk_web_t *web = cls;
     if (!hk_logger_enabled(web->log, HK_LOG_DEBUG))
@@ -492,6 +494,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
         buf[--n] = 0;
     hk_debug(web->log, "libmicrohttpd: %s", buf);
 }
+
+#define MAX_CONNECTION_MEMORY (4u * 1024 * 1024) /* the engine's pool per connection */
 
 static int start_daemon(hk_web_t *web, web_listener_t *l) {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
@@ -505,10 +509,20 @@ static int start_daemon(hk_web_t *web, web_listener_t *l) {
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)hk__web_conn_notify, l};
     unsigned timeout_s = (unsigned)((web->set.keepalive_timeout_ms + 999) / 1000);
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL};
-    /* Room for the headers we check ourselves (431), the read buffer and the response headers. */
-    uint64_t mem = web->set.max_headers * 2 + 16384;
+    /*
+     * Room for the headers we check ourselves (431), the read buffer and the
+     * response headers. Capped: a huge MaxRequestHeadersBytes (a TiB) must
+     * not overflow max_headers * 2 nor ask the engine for a pool it cannot
+     * allocate, which made every connection fail; headers beyond the cap get
+     * the engine's own 431.
+     */
+    uint64_t mem = web->set.max_headers < MAX_CONNECTION_MEMORY / 2
+                       ? web->set.max_headers * 2 + 16384
+                       : MAX_CONNECTION_MEMORY;
     if (mem < 65536)
         mem = 65536;
+    if (mem > MAX_CONNECTION_MEMORY)
+        mem = MAX_CONNECTION_MEMORY;
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL};
     if (web->set.max_connections)
         o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, web->set.max_connections, NULL};
