@@ -328,6 +328,14 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
             return answer(req, 413, "Content Too Large", true);
     }
 
+    if (has_body && req->wc) { /* the watchdog's slow-body rule starts now */
+        pthread_mutex_lock(&web->mu);
+        req->wc->in_body = true;
+        req->wc->body_since_ns = hk__now_ns();
+        atomic_store(&req->wc->body_bytes, 0);
+        pthread_mutex_unlock(&web->mu);
+    }
+
     /* Middleware: before hooks, in order. */
     for (size_t i = 0; i < web->nmws; i++) {
         req->before_ran = i + 1;
@@ -357,6 +365,8 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
 
 static enum MHD_Result body_call(hk_web_request_t *req, const char *data, size_t len) {
     req->body_seen += len;
+    if (req->wc)
+        atomic_fetch_add(&req->wc->body_bytes, len);
     if (req->body_failed) {
         if (req->body_seen - req->body_limit > OVERRUN_BUDGET)
             return MHD_NO; /* closes the connection */
@@ -428,8 +438,17 @@ static enum MHD_Result finish_async(hk_web_request_t *req) {
     return finish(req);
 }
 
+static void body_done(hk_web_request_t *req) {
+    if (req->wc) {
+        pthread_mutex_lock(&req->web->mu);
+        req->wc->in_body = false;
+        pthread_mutex_unlock(&req->web->mu);
+    }
+}
+
 static enum MHD_Result final_call(hk_web_request_t *req) {
     hk_web_t *web = req->web;
+    body_done(req);
     if (req->queued)
         return MHD_YES;
     if (req->async)
@@ -537,6 +556,7 @@ void hk__web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (req->wc) {
         pthread_mutex_lock(&web->mu);
         req->wc->in_request = false;
+        req->wc->in_body = false;
         req->wc->served++;
         req->wc->since_ns = now;
         pthread_mutex_unlock(&web->mu);

@@ -444,6 +444,8 @@ static int bind_urls(hk_web_t *web, const char *urls, bool management) {
  * request's headers within RequestHeadersTimeoutSeconds of being accepted
  * (or, on a keep-alive connection, KeepAliveTimeoutSeconds plus that after
  * its last response). The engine then sees EOF and frees the connection.
+ * While a request body comes in, the slow-body rule (HK__WEB_MIN_BODY_RATE,
+ * web_int.h) applies instead: a body trickled byte by byte is cut off too.
  * The fd stays valid while the entry is listed: the engine's "closed"
  * notification removes it (under web->mu) before the engine closes the fd.
  */
@@ -460,7 +462,19 @@ static void *watchdog_main(void *arg) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         for (web_conn_t *c = web->conns; c; c = c->next) {
-            if (c->in_request || c->killed)
+            if (c->killed)
+                continue;
+            if (c->in_body) { /* slow body: too few bytes since the headers */
+                uint64_t grace = web->set.headers_timeout_ms * 1000000u;
+                uint64_t t = now - c->body_since_ns;
+                if (t > grace && atomic_load(&c->body_bytes) <
+                                     (t - grace) / 1000000u * HK__WEB_MIN_BODY_RATE / 1000u) {
+                    c->killed = true;
+                    (void)shutdown(c->fd, SHUT_RDWR);
+                }
+                continue;
+            }
+            if (c->in_request)
                 continue;
             uint64_t limit = web->set.headers_timeout_ms;
             if (c->served)

@@ -12,7 +12,8 @@
  *  - an async request whose client went away before hk_web_complete is
  *    released, and the server keeps serving;
  *  - many pipelined requests in one write are all answered, in order;
- *  - a body trickled byte by byte is cut off (slow body).
+ *  - a body trickled byte by byte is cut off (slow body: the watchdog's
+ *    minimum body rate, after the header timeout as a grace period).
  */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -262,6 +263,43 @@ static void test_pipelined_requests_answered_in_order(void **state) {
     assert_int_equal(srv_stop(&S), 0);
 }
 
+/* ---- slow body ------------------------------------------------------------------------ */
+
+static void test_slow_body_is_cut_off(void **state) {
+    (void)state;
+    hk_web_t *web;
+    hk_builder_t *b = web_builder(&web);
+    hk_config_set(hk_builder_config(b), "Web:Limits:RequestHeadersTimeoutSeconds", "0.3");
+    hk_web_map(web, "GET", "/", h_text, "ok");
+    hk_web_map(web, "POST", "/echo", h_echo, NULL);
+    assert_true(srv_start(&S, b, web));
+    /* a body within the limit arriving at once is fine */
+    resp_t r;
+    assert_int_equal(http_do(S.port, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", &r), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    /* headers at once, then one body byte every 50 ms (20 B/s): each byte
+     * resets the engine's idle timeout, but not the minimum body rate */
+    int fd = http_connect(S.port);
+    const char *head = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n";
+    http_send(fd, head, strlen(head));
+    uint64_t t0 = mono_ns();
+    bool closed = false;
+    char buf[256];
+    for (int i = 0; i < 1000 && !closed; i++) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) < 0)
+            closed = true;
+        else if (read_some(fd, buf, sizeof buf, 50) == 0)
+            closed = true;
+    }
+    assert_true(closed);
+    /* not before the grace period (the header timeout) */
+    assert_true(mono_ns() - t0 >= 300000000u);
+    close(fd);
+    still_serves();
+    assert_int_equal(srv_stop(&S), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file_response_on_a_fifo_does_not_block, host_setup, host_teardown),
@@ -271,6 +309,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_conflicting_content_lengths_are_400, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_async_request_whose_client_left, host_setup, host_teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_requests_answered_in_order, host_setup, host_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_body_is_cut_off, host_setup, host_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
