@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "web/web_int.h"
@@ -234,10 +235,19 @@ static void serve_endpoint(hk_web_request_t *req) {
 
 /* ---- access handler ---------------------------------------------------------------------- */
 
+typedef struct header_scan {
+    uint64_t bytes;
+    unsigned content_length; /* how many Content-Length headers */
+    unsigned transfer_encoding;
+} header_scan_t;
+
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value) {
     (void)kind;
-    *(uint64_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    header_scan_t *hs = cls;
+    hs->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    hs->content_length += !strcasecmp(key, "Content-Length");
+    hs->transfer_encoding += !strcasecmp(key, "Transfer-Encoding");
     return MHD_YES;
 }
 
@@ -289,8 +299,9 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
     }
 
     /* Limits: header size (431), framing (400), declared body size (413). */
-    uint64_t hb = strlen(method) + strlen(req->uri) + 12;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hb);
+    header_scan_t hs = {.bytes = strlen(method) + strlen(req->uri) + 12};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hs);
+    uint64_t hb = hs.bytes;
     const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     bool has_body = te || (cl && strcmp(cl, "0"));
@@ -305,6 +316,12 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
         return answer(req, 400, "Bad Request: no Host header", has_body);
     if (te && cl)
         return answer(req, 400, "Bad Request: both Content-Length and Transfer-Encoding", true);
+    /* The engine frames the body by the first of several Content-Length (or
+     * Transfer-Encoding) headers; the rest of the body would be read as the
+     * next request (request smuggling behind a proxy that used another one).
+     * RFC 9112 section 6.3: unrecoverable, 400 and close. */
+    if (hs.content_length > 1 || hs.transfer_encoding > 1)
+        return answer(req, 400, "Bad Request: repeated Content-Length or Transfer-Encoding", true);
     if (te && strcasecmp(te, "chunked"))
         return answer(req, 400, "Bad Request: unsupported Transfer-Encoding", true);
 
@@ -313,8 +330,12 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
     req->body_limit = web->set.max_body;
     if (req->ep != EP_NONE) {
         if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+            /* not answer(): it resets the headers, Allow with them */
+            hk__web_response_reset(req);
+            hk_web_response_text(req, 405, NULL, "Method Not Allowed");
             hk_web_response_header(req, "Allow", "GET, HEAD");
-            return answer(req, 405, "Method Not Allowed", has_body);
+            req->close = has_body;
+            return finish(req);
         }
         return MHD_YES;
     }
@@ -338,6 +359,14 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
         unsigned long long n = strtoull(cl, &end, 10);
         if (!errno && *end == 0 && n > req->body_limit)
             return answer(req, 413, "Content Too Large", true);
+    }
+
+    if (has_body && req->wc) { /* the watchdog's slow-body rule starts now */
+        pthread_mutex_lock(&web->mu);
+        req->wc->in_body = true;
+        req->wc->body_since_ns = hk__now_ns();
+        atomic_store(&req->wc->body_bytes, 0);
+        pthread_mutex_unlock(&web->mu);
     }
 
     /* Middleware: before hooks, in order. */
@@ -369,6 +398,8 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
 
 static enum MHD_Result body_call(hk_web_request_t *req, const char *data, size_t len) {
     req->body_seen += len;
+    if (req->wc)
+        atomic_fetch_add(&req->wc->body_bytes, len);
     if (req->body_failed) {
         if (req->body_seen - req->body_limit > OVERRUN_BUDGET)
             return MHD_NO; /* closes the connection */
@@ -440,8 +471,17 @@ static enum MHD_Result finish_async(hk_web_request_t *req) {
     return finish(req);
 }
 
+static void body_done(hk_web_request_t *req) {
+    if (req->wc) {
+        pthread_mutex_lock(&req->web->mu);
+        req->wc->in_body = false;
+        pthread_mutex_unlock(&req->web->mu);
+    }
+}
+
 static enum MHD_Result final_call(hk_web_request_t *req) {
     hk_web_t *web = req->web;
+    body_done(req);
     if (req->queued)
         return MHD_YES;
     if (req->async)
@@ -549,6 +589,7 @@ void hk__web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (req->wc) {
         pthread_mutex_lock(&web->mu);
         req->wc->in_request = false;
+        req->wc->in_body = false;
         req->wc->served++;
         req->wc->since_ns = now;
         pthread_mutex_unlock(&web->mu);

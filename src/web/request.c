@@ -328,7 +328,10 @@ static const char *guess_type(const char *path) {
 int hk_web_response_file(hk_web_request_t *req, const char *path, const char *content_type) {
     if (!req || !path)
         return -EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: open(2) on a FIFO with no writer would block this engine
+     * thread (and every connection on it) until one comes. Cleared below for
+     * the regular file it must be. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return -errno;
     struct stat st;
@@ -340,6 +343,12 @@ int hk_web_response_file(hk_web_request_t *req, const char *path, const char *co
     if (S_ISDIR(st.st_mode) || !S_ISREG(st.st_mode)) {
         close(fd);
         return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
     }
     int rc = hk_web_response_header(req, "Content-Type", content_type ? content_type : guess_type(path));
     if (rc < 0) {

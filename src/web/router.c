@@ -103,6 +103,10 @@ static int parse_seg(const char *s, size_t n, bool last, seg_t *out, const char 
                 return errf(err, errlen, -EINVAL,
                             "route \"%s\": a segment is either literal text or one {parameter}",
                             pattern);
+        if (s[0] == '.' && (n == 1 || (n == 2 && s[1] == '.')))
+            return errf(err, errlen, -EINVAL,
+                        "route \"%s\": a \".\" or \"..\" segment never matches (such paths are 400)",
+                        pattern);
         out->kind = SEG_LITERAL;
         out->text = hk__strndup(s, n);
         return out->text ? 0 : -ENOMEM;
@@ -241,7 +245,13 @@ typedef struct path {
     size_t nsegs;
 } path_t;
 
-/* Splits and decodes the path. -EINVAL: bad escape, encoded '/' or NUL, too many segments. */
+/*
+ * Splits and decodes the path. -EINVAL: bad escape, encoded '/' or NUL, too
+ * many segments, or a dot segment ("." or "..", also percent-encoded): the
+ * engine does not normalise paths, so a "{*rest}" value could otherwise climb
+ * out of the directory an application serves files from (RFC 3986 section
+ * 5.2.4 has clients remove them; a request that still has them is refused).
+ */
 static int split_path(const char *path, path_t *out) {
     if (!path || path[0] != '/')
         return -EINVAL;
@@ -277,6 +287,9 @@ static int split_path(const char *path, path_t *out) {
             *w++ = c;
         }
         *w++ = '\0';
+        const char *seg = out->segs[out->nsegs - 1];
+        if (seg[0] == '.' && (seg[1] == '\0' || (seg[1] == '.' && seg[2] == '\0')))
+            return -EINVAL;
         i++; /* the '/' */
     }
     return 0;

@@ -18,7 +18,7 @@ void hk__router_free(hk__router_t *router);
 
 /*
  * Adds a route. method: an upper-case token ("GET", "POST", ...) or "*"
- * (any method). pattern: starts with '/'; segments are literals, "{name}"
+ * (any method). pattern: starts with '/'; segments are literals (not "." or ".."), "{name}"
  * (one segment, name [A-Za-z0-9_]+) or, as the last segment only,
  * "{*name}" (the rest of the path, possibly empty). ctx is returned by
  * match. Returns 0, -EINVAL (bad method or pattern; err says why), -EEXIST
@@ -47,7 +47,8 @@ enum { HK__ROUTE_NO_METHOD = 1 };
  * Returns 0 (found: fill *m; free with hk__route_match_clear), -ENOENT (no
  * route has this path: 404), HK__ROUTE_NO_METHOD (the path exists for other
  * methods: 405, m->allow lists them), -EINVAL (a malformed path: bad
- * percent-encoding or an encoded '/' or NUL in a segment: 400) or -ENOMEM.
+ * percent-encoding, an encoded '/' or NUL in a segment, a "." or ".."
+ * segment, more than 64 segments: 400) or -ENOMEM.
  * Thread-safe once every route is added (read-only).
  */
 int hk__router_match(const hk__router_t *router, const char *method, const char *path,

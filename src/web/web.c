@@ -454,6 +454,8 @@ static int bind_urls(hk_web_t *web, const char *urls, bool management) {
  * request's headers within RequestHeadersTimeoutSeconds of being accepted
  * (or, on a keep-alive connection, KeepAliveTimeoutSeconds plus that after
  * its last response). The engine then sees EOF and frees the connection.
+ * While a request body comes in, the slow-body rule (HK__WEB_MIN_BODY_RATE,
+ * web_int.h) applies instead: a body trickled byte by byte is cut off too.
  * The fd stays valid while the entry is listed: the engine's "closed"
  * notification removes it (under web->mu) before the engine closes the fd.
  */
@@ -470,7 +472,19 @@ static void *watchdog_main(void *arg) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         for (web_conn_t *c = web->conns; c; c = c->next) {
-            if (c->in_request || c->killed)
+            if (c->killed)
+                continue;
+            if (c->in_body) { /* slow body: too few bytes since the headers */
+                uint64_t grace = web->set.headers_timeout_ms * 1000000u;
+                uint64_t t = now - c->body_since_ns;
+                if (t > grace && atomic_load(&c->body_bytes) <
+                                     (t - grace) / 1000000u * HK__WEB_MIN_BODY_RATE / 1000u) {
+                    c->killed = true;
+                    (void)shutdown(c->fd, SHUT_RDWR);
+                }
+                continue;
+            }
+            if (c->in_request)
                 continue;
             uint64_t limit = web->set.headers_timeout_ms;
             if (c->served)
@@ -491,6 +505,8 @@ static void *watchdog_main(void *arg) {
 
 /* ---- start ------------------------------------------------------------------------------ */
 
+/* clang's -Wformat-nonliteral needs the attribute to accept vsnprintf(fmt). */
+static void mhd_log(void *cls, const char *fmt, va_list ap) HK_PRINTF(2, 0);
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     hk_web_t *web = cls;
     if (!hk_logger_enabled(web->log, HK_LOG_DEBUG))
@@ -502,6 +518,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
         buf[--n] = 0;
     hk_debug(web->log, "libmicrohttpd: %s", buf);
 }
+
+#define MAX_CONNECTION_MEMORY (4u * 1024 * 1024) /* the engine's pool per connection */
 
 static int start_daemon(hk_web_t *web, web_listener_t *l) {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
@@ -515,10 +533,18 @@ static int start_daemon(hk_web_t *web, web_listener_t *l) {
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)hk__web_conn_notify, l};
     unsigned timeout_s = (unsigned)((web->set.keepalive_timeout_ms + 999) / 1000);
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL};
-    /* Room for the headers we check ourselves (431), the read buffer and the response headers. */
-    /* libmicrohttpd 0.9.75 zeroes the whole pool after every request (MHD_pool_reset), so
-     * its size is paid per request and stays resident on every idle keep-alive connection. */
-    uint64_t mem = web->set.max_headers + 8192;
+    /*
+     * Room for the headers we check ourselves (431), the read buffer and the
+     * response headers. libmicrohttpd 0.9.75 zeroes the whole pool after
+     * every request (MHD_pool_reset), so its size is paid per request and
+     * stays resident on every idle keep-alive connection: headers + 8 KiB.
+     * Capped: a huge MaxRequestHeadersBytes (a TiB) must not ask the engine
+     * for a pool it cannot allocate, which made every connection fail;
+     * headers beyond the cap get the engine's own 431.
+     */
+    uint64_t mem = web->set.max_headers < MAX_CONNECTION_MEMORY - 8192
+                       ? web->set.max_headers + 8192
+                       : MAX_CONNECTION_MEMORY;
     if (mem < 16384)
         mem = 16384;
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL};

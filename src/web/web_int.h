@@ -60,6 +60,10 @@ typedef struct web_conn {
     unsigned served;     /* requests completed on it */
     uint64_t since_ns;   /* accepted, or last request completed */
     bool killed;
+    /* a request body being received (slow-body rule of the watchdog) */
+    bool in_body;
+    uint64_t body_since_ns;
+    atomic_uint_fast64_t body_bytes; /* added to without the lock */
 } web_conn_t;
 
 typedef struct web_listener {
@@ -72,6 +76,14 @@ typedef struct web_listener {
     char *unix_path;     /* to unlink after stop (not for activated sockets) */
     int port;
 } web_listener_t;
+
+/*
+ * The slow-body rule: once RequestHeadersTimeoutSeconds have passed since a
+ * request's headers came in, its body must have arrived at this average rate
+ * at least (as Kestrel's MinRequestBodyDataRate), or the watchdog closes the
+ * connection. The engine's idle timeout alone is reset by every byte.
+ */
+#define HK__WEB_MIN_BODY_RATE 240u /* bytes per second */
 
 typedef struct web_settings {
     unsigned threads;
