@@ -891,6 +891,8 @@ void hk_logger_log(hk_logger_t *lg, hk_log_level_t level, int event_id, const ch
 }
 
 static void vwrite_at(hk_logger_t *lg, hk_log_level_t level, int event_id, const char *file,
+                      int line, const char *func, const char *fmt, va_list ap) HK_PRINTF(7, 0);
+static void vwrite_at(hk_logger_t *lg, hk_log_level_t level, int event_id, const char *file,
                       int line, const char *func, const char *fmt, va_list ap) {
     if (!hk_logger_enabled(lg, level) || (unsigned)level >= HK_LOG_NONE || !fmt)
         return;
