@@ -246,7 +246,8 @@ HK_EXTERN int hk_web_response_json(hk_web_request_t *req, int status, json_t *js
  * Sends a file as the body (read by the engine, not loaded into memory).
  * content_type NULL: guessed from the extension (html, css, js, json, txt,
  * png, svg, ...; else application/octet-stream). Returns 0, -ENOENT,
- * -EISDIR, -EACCES (the caller decides the status: nothing is set) or
+ * -EISDIR, -EACCES, -EINVAL (not a regular file: a FIFO, a device; opened
+ * without blocking) (the caller decides the status: nothing is set) or
  * -ENOMEM.
  */
 HK_EXTERN int hk_web_response_file(hk_web_request_t *req, const char *path,
