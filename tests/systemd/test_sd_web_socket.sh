@@ -45,8 +45,8 @@ EOF
 # get PATH: GET http://$ADDR/PATH inside the container; the status line,
 # headers and body in $T/get.txt (CRs removed), the status code in $CODE.
 CODE=''
+FILES+=("$T/get.txt") # the last answer
 get() {
-    FILES+=("$T/get.txt")
     ct curl -sS -i --max-time 10 "http://$ADDR$1" >"$T/get.raw" 2>&1 || {
         tr -d '\r' <"$T/get.raw" >"$T/get.txt"
         fail "curl http://$ADDR$1 failed inside the container"
@@ -74,8 +74,10 @@ get /
 [[ $CODE == 200 ]] || fail "GET / answered $CODE, expected 200"
 [[ $(body) == "Hello World!" ]] || fail "GET / body is '$(body)', expected 'Hello World!'"
 assert_line "$T/get.txt" "Content-Type: text/plain"
+# The web host answers as soon as its listener runs, which can be a moment
+# before the host's start-up is complete (READY=1: active (running)).
+wait_prop $U SubState running
 assert_prop $U ActiveState active
-assert_prop $U SubState running
 assert_prop $U StatusText Running
 status $U
 pid=$(prop $U MainPID)
