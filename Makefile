@@ -39,8 +39,11 @@ test: build
 
 # Under a real systemd 252 (tests/systemd/lib.sh): the cached Debian tree
 # first (systemd.tree, a fixture), then each scenario in its own container.
+# The scenarios mostly wait (watchdog periods, journald, drains), so they run
+# all at once rather than one per CPU (SD_JOBS).
+SD_JOBS    ?= 8
 test-systemd: build
-	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS) -L systemd
+	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(SD_JOBS) -L systemd
 
 build-asan/build.ninja: | deps
 	$(CMAKE_GEN) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHK_SANITIZE=address,undefined

@@ -751,9 +751,13 @@ static int web_stop(hk_service_t *svc, hk_token_t *token) {
          * after quiesce returns, so it is closed only after the engine
          * stopped (stop_daemons). shutdown(2) on a listening socket takes it
          * out of LISTEN at once on Linux: new connections are refused now.
+         * Not a socket-activated one: the service manager shares it and keeps
+         * listening (connections queue for the next start); shut down, it
+         * would hang up for systemd too, which fails the .socket unit.
          */
         if (fd != MHD_INVALID_SOCKET) {
-            (void)shutdown(fd, SHUT_RDWR);
+            if (!l->activated)
+                (void)shutdown(fd, SHUT_RDWR);
             l->fd = fd;
         }
         if (l->unix_path) {

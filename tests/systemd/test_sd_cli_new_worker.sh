@@ -13,7 +13,7 @@
 # capabilities, no_new_privs, a seccomp filter, a read-only /usr, a private
 # /tmp and user namespace); the program works (its jobs in the journal) and
 # pings the watchdog; `systemctl stop` ends with Result=success.
-# The web half (`hostkit new web`) is TODO: todo_cli_new_web.sh.
+# The web half (`hostkit new web`) is test_sd_cli_new_web.sh.
 . "$(dirname "$0")/lib.sh" || exit 1
 
 [[ -z $HK_SANITIZE ]] || fail "run make test-systemd from the plain build (HK_SANITIZE=$HK_SANITIZE)"
