@@ -446,7 +446,10 @@ static enum MHD_Result body_call(hk_web_request_t *req, const char *data, size_t
 
 static void unlist_suspended(hk_web_request_t *req) {
     hk_web_t *web = req->web;
+    if (!req->listed)
+        return;
     pthread_mutex_lock(&web->mu);
+    req->listed = false;
     if (req->sprev)
         req->sprev->snext = req->snext;
     else if (web->suspended == req)
@@ -516,6 +519,7 @@ static enum MHD_Result final_call(hk_web_request_t *req) {
         if (web->suspended)
             web->suspended->sprev = req;
         web->suspended = req;
+        req->listed = true;
         pthread_mutex_unlock(&web->mu);
         pthread_mutex_lock(&req->amu);
         if (req->completed) { /* completed before we got here */
@@ -594,8 +598,7 @@ void hk__web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         req->wc->since_ns = now;
         pthread_mutex_unlock(&web->mu);
     }
-    if (req->snext || req->sprev || web->suspended == req)
-        unlist_suspended(req);
+    unlist_suspended(req); /* its links are other requests' to change: only the flag is read */
     hk_scope_free(req->scope);
     req->scope = NULL;
     pthread_mutex_lock(&web->mu);

@@ -189,7 +189,8 @@ struct hk_web_request_s {
     /* async */
     pthread_mutex_t amu;
     bool async, suspended, completed, forced;
-    struct hk_web_request_s *snext, *sprev;
+    struct hk_web_request_s *snext, *sprev; /* web->suspended list, under web->mu */
+    bool listed; /* on that list; written only by this request's own threads */
 
     hk_scope_t *scope;
     void *item;
