@@ -67,7 +67,10 @@ static hk_health_status_t heartbeat_check(hk_health_result_t *r, hk_token_t *tok
     uint64_t now = hk__health_now(h->health);
     uint64_t age = now > last ? now - last : 0;
     hk_health_result_set_number(r, "lastHeartbeatMs", (double)(age / 1000000u));
-    if (age > interval_ns * h->heartbeat_missed) {
+    uint64_t limit = h->heartbeat_missed && interval_ns > UINT64_MAX / h->heartbeat_missed
+                         ? UINT64_MAX /* no overflow for huge HeartbeatMissedIntervals */
+                         : interval_ns * h->heartbeat_missed;
+    if (age > limit) {
         char secs[32];
         hk__fmt_seconds(secs, sizeof secs, (double)(age / 1000000u) / 1e3);
         hk_health_result_describe(r, "no heartbeat for %s (expected every %u ms)", secs,
