@@ -32,6 +32,10 @@ HK_EXTERN char *hk__vasprintf(const char *fmt, va_list ap) HK_PRINTF(1, 0);
 /* Monotonic clock in nanoseconds / milliseconds. */
 HK_EXTERN uint64_t hk__now_ns(void);
 static inline uint64_t hk__now_ms(void) { return hk__now_ns() / 1000000u; }
+/* hk__now_ns() + ms, clamped so it never overflows (10^11 ms: over three years). */
+static inline uint64_t hk__deadline_ns(uint64_t ms) {
+    return hk__now_ns() + (ms > 100000000000u ? 100000000000u : ms) * 1000000u;
+}
 
 /* Formats a seconds value the way messages show it: "30s", "0.25s". */
 void hk__fmt_seconds(char *buf, size_t len, double seconds);

@@ -517,13 +517,6 @@ typedef struct kv {
     const char *value;
 } kv_t;
 
-void hk__config_record_error(hk_config_t *c, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    record_error(c, hk__vasprintf(fmt, ap));
-    va_end(ap);
-}
-
 int hk_config_record_error(hk_config_t *c, const char *fmt, ...) {
     if (!c || !fmt)
         return -EINVAL;

@@ -55,9 +55,6 @@ int hk__config_add_json_file(hk_config_t *config, const char *path, const char *
  * .NET's host configuration, since they decide which files are read.
  * NULL when none of them sets it (or sets it empty).
  */
-/* Records a configuration error (as the typed getters do). */
-void hk__config_record_error(hk_config_t *config, const char *fmt, ...) HK_PRINTF(2, 3);
-
 const char *hk__config_get_host(hk_config_t *config, const char *key);
 
 /* Writes every key as "Key=value (source)", sorted, secrets as ***. */

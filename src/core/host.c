@@ -462,7 +462,7 @@ static int build(hk_builder_t *b, hk_host_t **ret_host);
 int hk_builder_build(hk_builder_t *b, hk_host_t **ret_host) {
     int rc = build(b, ret_host);
     if (rc < 0 && b)
-        hk__log_flush(b->log);
+        hk_log_flush(b->log);
     return rc;
 }
 
@@ -1839,7 +1839,7 @@ int hk_host_run(hk_host_t *h) {
     hk__reload_free(h);
     close_loop(h);
     destroy_services(h);
-    hk__log_flush(h->log);
+    hk_log_flush(h->log);
     return h->exit_code;
 }
 

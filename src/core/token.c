@@ -50,12 +50,6 @@ static void deadline_to_timespec(uint64_t ns, struct timespec *ts) {
     ts->tv_nsec = (long)(ns % 1000000000u);
 }
 
-/* Clamp so that now + ms never overflows: 10^11 ms is over three years. */
-static uint64_t ms_to_deadline(uint64_t ms) {
-    if (ms > 100000000000u)
-        ms = 100000000000u;
-    return hk__now_ns() + ms * 1000000u;
-}
 
 static hk_token_t *token_alloc(void) {
     hk_token_t *t = hk__calloc(1, sizeof *t);
@@ -249,7 +243,7 @@ int hk_token_sleep(hk_token_t *t, uint64_t ms) {
         return -EINVAL;
     if (atomic_load_explicit(&t->cancelled, memory_order_acquire))
         return -ECANCELED;
-    uint64_t deadline = ms_to_deadline(ms);
+    uint64_t deadline = hk__deadline_ns(ms);
     struct timespec ts;
     deadline_to_timespec(deadline, &ts);
     pthread_mutex_lock(&t->mu);
@@ -324,7 +318,7 @@ int hk_token_cancel_after(hk_token_t *t, uint64_t ms) {
         pthread_mutex_unlock(&t->mu);
         return 0;
     }
-    t->deadline_ns = ms_to_deadline(ms);
+    t->deadline_ns = hk__deadline_ns(ms);
     if (!t->timer_started) {
         int rc = pthread_create(&t->timer, NULL, timer_main, t);
         if (rc != 0) {

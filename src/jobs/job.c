@@ -489,16 +489,16 @@ static bool read_duration(hk_config_t *c, const char *section, const char *name,
     if (rc == -EINVAL) {
         size_t pos = hk__duration_error_pos(text);
         if (pos)
-            hk__config_record_error(c, "%s: \"%s\" is not a duration (use 500ms, 30s, 5m, 1h or "
+            hk_config_record_error(c, "%s: \"%s\" is not a duration (use 500ms, 30s, 5m, 1h or "
                                        "hh:mm:ss): unexpected character at position %zu (from %s)",
                                     key, text, pos, src);
         else
-            hk__config_record_error(c, "%s: \"%s\" is not a duration (use 500ms, 30s, 5m, 1h or "
+            hk_config_record_error(c, "%s: \"%s\" is not a duration (use 500ms, 30s, 5m, 1h or "
                                        "hh:mm:ss) (from %s)", key, text, src);
         return false;
     }
     if (rc < 0 || v < 0 || (positive && v == 0)) {
-        hk__config_record_error(c, "%s: \"%s\" must be %s (from %s)", key, text,
+        hk_config_record_error(c, "%s: \"%s\" must be %s (from %s)", key, text,
                                 positive ? "a positive duration" : "a duration of 0 or more", src);
         return false;
     }
@@ -553,7 +553,7 @@ static bool read_config(hk_config_t *c, const hk_job_def_t *def, job_t *j) {
     if (!cron && !interval_set)
         cron = def->cron;
     if (cron && interval_set && hk_config_get_string(c, key, NULL)) {
-        hk__config_record_error(c, "%s: set Interval or Cron, not both", section);
+        hk_config_record_error(c, "%s: set Interval or Cron, not both", section);
         return false;
     }
     if (cron) {
@@ -563,12 +563,12 @@ static bool read_config(hk_config_t *c, const hk_job_def_t *def, job_t *j) {
         if (rc == -ENOMEM)
             return false;
         if (rc < 0) {
-            hk__config_record_error(c, "%s: \"%s\": %s at position %zu (from %s)", key, cron, msg,
+            hk_config_record_error(c, "%s: \"%s\": %s at position %zu (from %s)", key, cron, msg,
                                     pos, cron_src);
             ok = false;
         }
     } else if (!interval) {
-        hk__config_record_error(c, "%s: no schedule: set %s:Interval or %s:Cron", section, section,
+        hk_config_record_error(c, "%s: no schedule: set %s:Interval or %s:Cron", section, section,
                                 section);
         ok = false;
     }

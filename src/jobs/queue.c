@@ -131,13 +131,15 @@ int hk_queue_enqueue(hk_queue_t *q, hk_work_cb fn, void *arg, hk_destroy_cb dest
     struct timespec dl = {0};
     bool timed = timeout_ms != UINT64_MAX;
     if (timed) {
-        uint64_t at = hk__now_ns() + timeout_ms * 1000000u;
+        uint64_t at = hk__deadline_ns(timeout_ms); /* clamped: no overflow */
         dl.tv_sec = (time_t)(at / 1000000000u);
         dl.tv_nsec = (long)(at % 1000000000u);
     }
     hk_token_reg_t reg = {0};
-    if (cancel && hk_token_register(cancel, &reg, wake_producers, q) == 1)
+    if (cancel && hk_token_register(cancel, &reg, wake_producers, q) == 1) {
+        hk_counter_inc(q->rejected);
         return -ECANCELED;
+    }
     pthread_mutex_lock(&q->mu);
     for (;;) {
         if (q->closed) {
@@ -337,7 +339,7 @@ static int queue_execute(hk_service_t *svc, hk_token_t *stopping) {
     q->exit_workers = true;
     pthread_cond_broadcast(&q->not_empty);
     if (!discard) {
-        uint64_t at = hk__now_ns() + q->drain_timeout_ms * 1000000u;
+        uint64_t at = hk__deadline_ns(q->drain_timeout_ms);
         struct timespec dl = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
         while (q->alive > 0)
             if (pthread_cond_timedwait(&q->idle, &q->mu, &dl) == ETIMEDOUT)
@@ -441,11 +443,11 @@ int hk_builder_add_queue(hk_builder_t *b, const hk_queue_def_t *def, hk_queue_t 
         if (hk_parse_duration_ms(text, &v) < 0 || v < 0) {
             size_t pos = hk__duration_error_pos(text);
             if (pos)
-                hk__config_record_error(c, "%s: \"%s\" is not a duration (use 500ms, 30s, 5m, 1h "
+                hk_config_record_error(c, "%s: \"%s\" is not a duration (use 500ms, 30s, 5m, 1h "
                                            "or hh:mm:ss): unexpected character at position %zu "
                                            "(from %s)", key, text, pos, hk_config_source_of(c, key));
             else
-                hk__config_record_error(c, "%s: \"%s\" is not a duration (use 500ms, 30s, 5m, 1h "
+                hk_config_record_error(c, "%s: \"%s\" is not a duration (use 500ms, 30s, 5m, 1h "
                                            "or hh:mm:ss) (from %s)", key, text,
                                         hk_config_source_of(c, key));
             ok = false;

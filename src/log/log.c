@@ -79,6 +79,8 @@ struct hk_log_s {
 };
 
 static _Thread_local const hk_log_t *tl_writer_of;
+/* The log whose sinks this thread is writing to synchronously (holding wmu). */
+static _Thread_local const hk_log_t *tl_writing;
 
 static const char *const level_names[] = {"Trace",   "Debug",    "Information", "Warning",
                                           "Error",   "Critical", "None"};
@@ -143,7 +145,7 @@ static int read_fmt_opts(hk_config_t *c, const char *sink, hk__fmt_opts_t *o, bo
     const char *ts = hk_config_get(c, key);
     if (ts && *ts) {
         if (hk__ts_format_check(ts) < 0) {
-            hk__config_record_error(c, "%s: \"%s\" is not a timestamp format (at most 64 "
+            hk_config_record_error(c, "%s: \"%s\" is not a timestamp format (at most 64 "
                                        "characters, quotes closed)", key, ts);
             rc = keep(rc, -EINVAL);
         } else {
@@ -234,7 +236,7 @@ static int read_settings(hk_config_t *c, hk__log_settings_t *s) {
             return -ENOMEM;
         int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) {
-            hk__config_record_error(c, "Logging:File:Path: cannot open \"%s\": %s", path,
+            hk_config_record_error(c, "Logging:File:Path: cannot open \"%s\": %s", path,
                                     hk_strerror(-errno));
             rc = keep(rc, -EINVAL);
         } else {
@@ -415,6 +417,7 @@ int hk__log_new(hk_log_t **ret_log) {
 
 /* drops: the drop count when the batch was taken (reported after it). */
 static void process(hk_log_t *log, hk__rec_t *batch, uint64_t drops);
+static void drain_here(hk_log_t *log);
 
 void hk__log_free(hk_log_t *log) {
     if (!log)
@@ -428,8 +431,9 @@ void hk__log_free(hk_log_t *log) {
         pthread_join(log->writer, NULL);
     /* what is still queued (a writer that never started) */
     pthread_mutex_lock(&log->wmu);
-    process(log, log->head, atomic_load(&log->dropped));
-    log->head = log->tail = NULL;
+    tl_writing = log;
+    drain_here(log); /* also what the sinks log while it runs */
+    tl_writing = NULL;
     hk__console_flush(&log->console, &log->errors);
     hk__buf_free(&log->console.out);
     hk__free(log->console.opts.ts_format);
@@ -775,21 +779,49 @@ static void start_writer(hk_log_t *log) {
     }
 }
 
+/* Writes what is queued, on this thread (which holds wmu), until nothing is. */
+static void drain_here(hk_log_t *log) {
+    for (;;) {
+        pthread_mutex_lock(&log->qmu);
+        hk__rec_t *batch = log->head;
+        size_t n = log->qlen;
+        uint64_t drops = atomic_load(&log->dropped);
+        log->head = log->tail = NULL;
+        log->qlen = 0;
+        if (log->space_waiters)
+            pthread_cond_broadcast(&log->space);
+        pthread_mutex_unlock(&log->qmu);
+        if (!batch)
+            return;
+        process(log, batch, drops);
+        pthread_mutex_lock(&log->qmu);
+        log->done += n;
+        if (log->flush_waiters)
+            pthread_cond_broadcast(&log->done_cv);
+        pthread_mutex_unlock(&log->qmu);
+    }
+}
+
 static void enqueue(hk_log_t *log, hk__rec_t *rec) {
     hk_log_level_t level = rec->r.level;
     pthread_mutex_lock(&log->qmu);
     if (!log->writer_started && !log->writer_failed && !log->stopping && !log->sync)
         start_writer(log);
-    if (!log->writer_started || log->sync) {
+    if ((!log->writer_started || log->sync) && tl_writing != log) {
         /* synchronous (a callback sink), or no writer thread (it could not
            start, or the log is being freed): write here */
         pthread_mutex_unlock(&log->qmu);
         atomic_fetch_add_explicit(&log->counts[level], 1, memory_order_relaxed);
         pthread_mutex_lock(&log->wmu);
+        tl_writing = log;
         process(log, rec, atomic_load(&log->dropped));
+        drain_here(log); /* what the sinks logged meanwhile */
+        tl_writing = NULL;
         pthread_mutex_unlock(&log->wmu);
         return;
     }
+    /* (a sink logging while this thread writes synchronously falls through:
+       queued, then written by drain_here, never recursively) */
     while (log->qlen >= log->max_queue && tl_writer_of != log && !log->stopping) {
         if (log->full_mode == FULL_DROP) {
             atomic_fetch_add_explicit(&log->dropped, 1, memory_order_relaxed); /* under qmu */
@@ -846,7 +878,6 @@ static bool flush_wait(hk_log_t *log, int64_t timeout_ms) {
 
 void hk_log_flush(hk_log_t *log) { (void)flush_wait(log, -1); }
 
-void hk__log_flush(hk_log_t *log) { (void)flush_wait(log, -1); }
 
 bool hk__log_flush_timeout(hk_log_t *log, int64_t timeout_ms) {
     return flush_wait(log, timeout_ms);

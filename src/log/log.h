@@ -27,8 +27,6 @@ int hk__log_configure(hk_log_t *log, hk_config_t *config);
 /* The same checks without applying anything (for a pending reload). */
 int hk__log_check(hk_config_t *config);
 
-/* Waits until everything queued so far is written (hk_log_flush). */
-void hk__log_flush(hk_log_t *log);
 /* The same with a bound (ms); returns whether everything was written. */
 bool hk__log_flush_timeout(hk_log_t *log, int64_t timeout_ms);
 

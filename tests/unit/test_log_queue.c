@@ -331,6 +331,33 @@ static void a_sink_may_log_and_flush_without_deadlock(void **state) {
     assert_int_equal(count(&f->sink, "info|Sink|echo of msg"), 20);
 }
 
+static void count_line(const hk_log_record_t *rec, void *data) {
+    (void)rec;
+    (*(int *)data)++;
+}
+
+/* Synchronous delivery (a console callback is set): a custom sink that logs
+ * from its write gets its message written after the current one, on the same
+ * thread, not recursively (which would wait for the lock this thread holds). */
+static void a_sink_may_log_while_the_log_is_synchronous(void **state) {
+    fixture_t *f = *state;
+    configure(f, NULL);
+    int console = 0;
+    hk_log_set_sink(f->log, count_line, &console);
+    f->sink.log_from_write = true;
+    for (int i = 0; i < 5; i++)
+        hk_info(f->lg, "msg %d", i);
+    /* no flush needed: synchronous */
+    assert_int_equal(count(&f->sink, "info|Q|msg"), 5);
+    assert_int_equal(count(&f->sink, "info|Sink|echo of msg"), 5);
+    for (int i = 0; i < 5; i++) { /* each echo right after its message */
+        char want[32];
+        snprintf(want, sizeof want, "info|Sink|echo of msg %d", i);
+        assert_string_equal(f->sink.lines[2 * i + 1], want);
+    }
+    hk_log_set_sink(f->log, NULL, NULL);
+}
+
 static void reopen_reaches_custom_sinks(void **state) {
     fixture_t *f = *state;
     configure(f, NULL);
@@ -437,6 +464,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(flush_waits_until_a_slow_sink_has_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(free_drains_the_queue_then_destroys_the_sinks, setup, teardown),
         cmocka_unit_test_setup_teardown(a_sink_may_log_and_flush_without_deadlock, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_sink_may_log_while_the_log_is_synchronous, setup, teardown),
         cmocka_unit_test_setup_teardown(reopen_reaches_custom_sinks, setup, teardown),
         cmocka_unit_test_setup_teardown(stats_count_messages_per_level, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_queue_settings_are_configuration_errors, setup, teardown),
