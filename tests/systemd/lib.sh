@@ -19,6 +19,8 @@
 #   - prop UNIT PROPERTY / assert_prop / wait_prop: `systemctl show` values;
 #   - journal UNIT: `journalctl -u UNIT -o json` into a file ($J);
 #     jcount / assert_journal / wait_journal: entries matching a jq filter;
+#   - build_demo / ct_install_demo: build a `hostkit new` project as its README
+#     says, boot and install hostkit ($P) and it in the container;
 #   - assert_hardened UNIT PID FAMILIES: the `hostkit new` unit's sandbox is
 #     in force in the running process.
 # Containers left by a run killed outright are removed by the next run.
@@ -235,6 +237,28 @@ assert_no_journal() {
 # jmsg TEXT: a filter for an entry whose MESSAGE is exactly TEXT.
 jmsg() {
     printf '.MESSAGE == %s' "$(jq -Rn --arg m "$1" '$m')"
+}
+
+# ---- a `hostkit new` project in the container -------------------------------------------
+# build_demo: in the project's directory, the build commands of its README
+# against the staged hostkit in $P.
+build_demo() {
+    run_logged build-configure cmake -B build -DCMAKE_PREFIX_PATH="$P"
+    run_logged build cmake --build build
+    [[ -x build/demo ]] || fail "no build/demo"
+}
+
+# ct_install_demo [NSPAWN ARGS...]: boots the container (ct_boot ARGS), copies the staged hostkit
+# ($P) to /usr/local, installs the built demo there and its appsettings.json
+# in /etc/demo, as the README says.
+ct_install_demo() {
+    ct_boot "$@"
+    mkdir -p "$(ct_path /usr/local)"
+    cp -a "$P/." "$(ct_path /usr/local)/" || fail "cannot copy hostkit into the container"
+    ct ldconfig || fail "ldconfig failed in the container"
+    run_logged install-demo env DESTDIR="$(ct_path /)" cmake --install build --prefix /usr/local
+    [[ -x $(ct_path /usr/local/bin/demo) ]] || fail "no /usr/local/bin/demo in the container"
+    ct_put appsettings.json /etc/demo/appsettings.json
 }
 
 # ---- the sandbox of a `hostkit new` unit ---------------------------------------------

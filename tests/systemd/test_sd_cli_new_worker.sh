@@ -30,18 +30,10 @@ cd "$T/demo" || fail "no demo/ directory"
 [[ -f demo.service ]] || fail "hostkit new worker made no demo.service"
 
 step "build it as its README says"
-run_logged build-configure cmake -B build -DCMAKE_PREFIX_PATH="$P"
-run_logged build cmake --build build
-[[ -x build/demo ]] || fail "no build/demo"
+build_demo
 
 step "boot; install as the README says: hostkit and demo in /usr/local, /etc/demo, the unit"
-ct_boot
-mkdir -p "$(ct_path /usr/local)"
-cp -a "$P/." "$(ct_path /usr/local)/" || fail "cannot copy hostkit into the container"
-ct ldconfig || fail "ldconfig failed in the container"
-run_logged install-demo env DESTDIR="$(ct_path /)" cmake --install build --prefix /usr/local
-[[ -x $(ct_path /usr/local/bin/demo) ]] || fail "no /usr/local/bin/demo in the container"
-ct_put appsettings.json /etc/demo/appsettings.json
+ct_install_demo
 FILES+=("$T/demo/demo.service" "$T/journal-demo.service.txt")
 ct_put demo.service /etc/systemd/system/demo.service
 ct_put /dev/stdin /etc/systemd/system/demo.service.d/watchdog.conf <<'EOF'
