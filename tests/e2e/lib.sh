@@ -339,4 +339,76 @@ wait_started() {
     wait_for_line "$LOG" "Application started. Press Ctrl+C to shut down." "${1:-$DEADLINE}"
 }
 
+# ---- helpers for scripts that build things -----------------------------------------------
+# run_logged NAME CMD...: runs CMD with its output in $T/NAME.txt (dumped on failure).
+run_logged() {
+    local name=$1
+    shift
+    FILES+=("$T/$name.txt")
+    "$@" >"$T/$name.txt" 2>&1 || fail "$* failed (exit code $?)"
+}
+
+assert_regex() {
+    has_regex "$1" "$2" || fail "no line in $(rel "$1") matches /$2/"
+}
+
+# ---- a project made by an installed hostkit (test_cli_*project_builds.sh) -----------------
+# install_hostkit PC_NAME: `cmake --install` of this build ($BUILD_DIR) into $P;
+# sets pc to the installed PC_NAME.pc.
+install_hostkit() {
+    step "cmake --install $BUILD_DIR --prefix $P"
+    run_logged install cmake --install "$BUILD_DIR" --prefix "$P"
+    [[ -x $P/bin/hostkit ]] || fail "no bin/hostkit after install"
+    pc=$(find "$P" -name "$1.pc" -path '*/pkgconfig/*' | head -1)
+    [[ -n $pc ]] || fail "no $1.pc installed under $P"
+}
+
+# new_project TEMPLATE: `hostkit new TEMPLATE demo` with the installed tool,
+# cd into demo/, then the two build commands of its README, run exactly as
+# written: no warnings, build/demo built.
+new_project() {
+    step "hostkit new $1 demo, with the installed tool"
+    start new "$P/bin/hostkit" new "$1" demo
+    wait_exit
+    assert_rc 0
+    cd "$T/demo" || fail "no demo/ directory"
+
+    step "the two build commands of the README, as written"
+    awk '/^## Build$/ { b = 1; next } b && /^```sh$/ { f = 1; next } f && /^```$/ { exit } f' README.md \
+        >"$T/build-commands.txt"
+    assert_file_is "$T/build-commands.txt" "cmake -B build -DCMAKE_PREFIX_PATH=$P" "cmake --build build"
+    FILES+=("$T/build.txt")
+    local cmd
+    while IFS= read -r cmd; do
+        echo "\$ $cmd" >>"$T/build.txt"
+        bash -c "$cmd" >>"$T/build.txt" 2>&1 || fail "'$cmd' failed"
+    done <"$T/build-commands.txt"
+    assert_no_text "$T/build.txt" "warning:"
+    [[ -x build/demo ]] || fail "no build/demo after the build"
+}
+
+# project_installs PC_NAME LIBRARY: the project also builds through the
+# pkg-config fallback of its CMakeLists.txt (PC_NAME.pc from $pc's directory),
+# and the program installed by `cmake --install build` finds LIBRARY by itself.
+project_installs() {
+    step "the pkg-config fallback (no CMake package found): $1.pc"
+    export PKG_CONFIG_PATH=${pc%/*}
+    run_logged configure-pc cmake -S . -B build-pc -DCMAKE_DISABLE_FIND_PACKAGE_hostkit=ON
+    assert_text "$T/configure-pc.txt" "Checking for module '$1>=$VERSION'"
+    run_logged build-pc cmake --build build-pc
+    assert_no_text "$T/build-pc.txt" "warning:"
+    start version-pc ./build-pc/demo --version
+    wait_exit
+    assert_rc 0
+    assert_file_is "$OUT" "demo 0.1.0 (hostkit $VERSION)"
+    unset PKG_CONFIG_PATH
+
+    step "cmake --install build: the installed program finds $2 by itself"
+    run_logged install-demo cmake --install build --prefix "$T/app"
+    start version-installed "$T/app/bin/demo" --version
+    wait_exit
+    assert_rc 0
+    assert_file_is "$OUT" "demo 0.1.0 (hostkit $VERSION)"
+}
+
 [[ -x $WORKER ]] || fail "no worker binary at $WORKER"

@@ -11,6 +11,7 @@
 # instead of Web:Urls); the pkg-config fallback (hostkit-web.pc); the program
 # installed by `cmake --install build` finds its libraries by itself.
 # Skipped in sanitizer builds (their libraries do not link plain programs).
+# shellcheck disable=SC2034 # VERSION, BUILD_DIR, P: read by install_hostkit, new_project, project_installs (lib.sh)
 . "$(dirname "$0")/lib.sh" || exit 1
 
 [[ -z $HK_SANITIZE ]] || skip "sanitizer build (HK_SANITIZE=$HK_SANITIZE)"
@@ -24,18 +25,6 @@ unset CMAKE_PREFIX_PATH PKG_CONFIG_PATH CMAKE_GENERATOR LD_LIBRARY_PATH
 for v in $(compgen -e); do
     case ${v,,} in web__* | stats__* | management__* | urls) unset "$v" ;; esac
 done
-
-# run_logged NAME CMD...: runs CMD with its output in $T/NAME.txt (dumped on failure).
-run_logged() {
-    local name=$1
-    shift
-    FILES+=("$T/$name.txt")
-    "$@" >"$T/$name.txt" 2>&1 || fail "$* failed (exit code $?)"
-}
-
-assert_regex() {
-    has_regex "$1" "$2" || fail "no line in $(rel "$1") matches /$2/"
-}
 
 # http NAME CURL-ARGS... URL: one request with curl; the status goes to
 # $T/NAME.status, the headers to $T/NAME.headers, the body to $T/NAME.body.
@@ -65,29 +54,8 @@ listening_port() {
     sed -n 's|^info: hostkit\.web\[0\] Now listening on: http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$LOG" | head -1
 }
 
-step "cmake --install $BUILD_DIR --prefix $P"
-run_logged install cmake --install "$BUILD_DIR" --prefix "$P"
-[[ -x $P/bin/hostkit ]] || fail "no bin/hostkit after install"
-pc=$(find "$P" -name hostkit-web.pc -path '*/pkgconfig/*' | head -1)
-[[ -n $pc ]] || fail "no hostkit-web.pc installed under $P"
-
-step "hostkit new web demo, with the installed tool"
-start new "$P/bin/hostkit" new web demo
-wait_exit
-assert_rc 0
-cd "$T/demo" || fail "no demo/ directory"
-
-step "the two build commands of the README, as written"
-awk '/^## Build$/ { b = 1; next } b && /^```sh$/ { f = 1; next } f && /^```$/ { exit } f' README.md \
-    >"$T/build-commands.txt"
-assert_file_is "$T/build-commands.txt" "cmake -B build -DCMAKE_PREFIX_PATH=$P" "cmake --build build"
-FILES+=("$T/build.txt")
-while IFS= read -r cmd; do
-    echo "\$ $cmd" >>"$T/build.txt"
-    bash -c "$cmd" >>"$T/build.txt" 2>&1 || fail "'$cmd' failed"
-done <"$T/build-commands.txt"
-assert_no_text "$T/build.txt" "warning:"
-[[ -x build/demo ]] || fail "no build/demo after the build"
+install_hostkit hostkit-web
+new_project web
 
 step "the configuration files load in both environments"
 start print-config ./build/demo --print-config
@@ -189,23 +157,6 @@ assert_rc 0 "SIGTERM (socket-activated)"
 assert_no_text "$LOG" "warn:"
 assert_no_text "$LOG" "fail:"
 
-step "the pkg-config fallback (no CMake package found): hostkit-web.pc"
-export PKG_CONFIG_PATH=${pc%/*}
-run_logged configure-pc cmake -S . -B build-pc -DCMAKE_DISABLE_FIND_PACKAGE_hostkit=ON
-assert_text "$T/configure-pc.txt" "Checking for module 'hostkit-web>=$VERSION'"
-run_logged build-pc cmake --build build-pc
-assert_no_text "$T/build-pc.txt" "warning:"
-start version-pc ./build-pc/demo --version
-wait_exit
-assert_rc 0
-assert_file_is "$OUT" "demo 0.1.0 (hostkit $VERSION)"
-unset PKG_CONFIG_PATH
-
-step "cmake --install build: the installed program finds libhostkit-web by itself"
-run_logged install-demo cmake --install build --prefix "$T/app"
-start version-installed "$T/app/bin/demo" --version
-wait_exit
-assert_rc 0
-assert_file_is "$OUT" "demo 0.1.0 (hostkit $VERSION)"
+project_installs hostkit-web libhostkit-web
 
 pass

@@ -18,7 +18,11 @@
 #   - ct_unit NAME < TEXT: installs a unit in /etc/systemd/system, daemon-reload;
 #   - prop UNIT PROPERTY / assert_prop / wait_prop: `systemctl show` values;
 #   - journal UNIT: `journalctl -u UNIT -o json` into a file ($J);
-#     jcount / assert_journal / wait_journal: entries matching a jq filter.
+#     jcount / assert_journal / wait_journal: entries matching a jq filter;
+#   - build_demo / ct_install_demo: build a `hostkit new` project as its README
+#     says, boot and install hostkit ($P) and it in the container;
+#   - assert_hardened UNIT PID FAMILIES: the `hostkit new` unit's sandbox is
+#     in force in the running process.
 # Containers left by a run killed outright are removed by the next run.
 
 # shellcheck disable=SC2034
@@ -233,4 +237,67 @@ assert_no_journal() {
 # jmsg TEXT: a filter for an entry whose MESSAGE is exactly TEXT.
 jmsg() {
     printf '.MESSAGE == %s' "$(jq -Rn --arg m "$1" '$m')"
+}
+
+# ---- a `hostkit new` project in the container -------------------------------------------
+# build_demo: in the project's directory, the build commands of its README
+# against the staged hostkit in $P.
+build_demo() {
+    run_logged build-configure cmake -B build -DCMAKE_PREFIX_PATH="$P"
+    run_logged build cmake --build build
+    [[ -x build/demo ]] || fail "no build/demo"
+}
+
+# ct_install_demo [NSPAWN ARGS...]: boots the container (ct_boot ARGS), copies the staged hostkit
+# ($P) to /usr/local, installs the built demo there and its appsettings.json
+# in /etc/demo, as the README says.
+ct_install_demo() {
+    ct_boot "$@"
+    mkdir -p "$(ct_path /usr/local)"
+    cp -a "$P/." "$(ct_path /usr/local)/" || fail "cannot copy hostkit into the container"
+    ct ldconfig || fail "ldconfig failed in the container"
+    run_logged install-demo env DESTDIR="$(ct_path /)" cmake --install build --prefix /usr/local
+    [[ -x $(ct_path /usr/local/bin/demo) ]] || fail "no /usr/local/bin/demo in the container"
+    ct_put appsettings.json /etc/demo/appsettings.json
+}
+
+# ---- the sandbox of a `hostkit new` unit ---------------------------------------------
+# assert_hardened UNIT PID ADDRESS_FAMILIES: the unit's hardening (DynamicUser,
+# ProtectSystem=strict, PrivateTmp, NoNewPrivileges, RestrictAddressFamilies=
+# ADDRESS_FAMILIES, a SystemCallFilter, PrivateUsers) is in force in the
+# running process PID: a dynamic uid, no privileges or capabilities, seccomp,
+# / read-only and /tmp its own in its mount namespace, its own user namespace,
+# and /usr/local/bin not writable from inside it.
+assert_hardened() {
+    local unit=$1 pid=$2 families=$3 pstat uid mi
+    assert_prop "$unit" DynamicUser yes
+    assert_prop "$unit" ProtectSystem strict
+    assert_prop "$unit" PrivateTmp yes
+    assert_prop "$unit" NoNewPrivileges yes
+    assert_prop "$unit" RestrictAddressFamilies "$families"
+    [[ -n $(prop "$unit" SystemCallFilter) ]] || fail "SystemCallFilter is empty"
+    pstat=$(cat "$(ct_path "/proc/$pid/status")") || fail "cannot read /proc/$pid/status"
+    echo "$pstat" >"$T/proc-status.txt"
+    FILES+=("$T/proc-status.txt")
+    uid=$(awk '/^Uid:/ { print $2 }' <<<"$pstat")
+    ((uid >= 61184 && uid <= 65519)) || fail "runs as uid $uid, not a dynamic user (61184-65519)"
+    assert_line "$T/proc-status.txt" "NoNewPrivs:	1"
+    assert_line "$T/proc-status.txt" "Seccomp:	2"
+    assert_line "$T/proc-status.txt" "CapEff:	0000000000000000"
+    assert_line "$T/proc-status.txt" "CapBnd:	0000000000000000"
+    # The service's own mount namespace: / (and so /usr, /etc/...) read-only; /tmp its own.
+    mi=$(cat "$(ct_path "/proc/$pid/mountinfo")") || fail "cannot read /proc/$pid/mountinfo"
+    echo "$mi" >"$T/mountinfo.txt"
+    FILES+=("$T/mountinfo.txt")
+    awk '$5 == "/" { split($6, o, ","); if (o[1] == "ro") ok = 1 } END { exit !ok }' "$T/mountinfo.txt" ||
+        fail "/ is not mounted read-only for the service (ProtectSystem=strict)"
+    awk '$5 == "/tmp" { ok = 1 } END { exit !ok }' "$T/mountinfo.txt" || fail "no private /tmp mount (PrivateTmp=yes)"
+    [[ $(awk '{ print $1 $2 $3 }' "$(ct_path "/proc/$pid/uid_map")") != 004294967295 ]] ||
+        fail "not in its own user namespace (PrivateUsers=yes)"
+    # And through the filter and the read-only file system from inside its namespaces.
+    if ct nsenter -t "$pid" -m -- touch /usr/local/bin/written-by-test 2>"$T/touch.txt"; then
+        fail "/usr/local/bin is writable in the service's mount namespace"
+    fi
+    FILES+=("$T/touch.txt")
+    assert_text "$T/touch.txt" "Read-only file system"
 }

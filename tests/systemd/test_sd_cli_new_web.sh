@@ -26,13 +26,6 @@ S=demo.socket
 U=demo.service
 unset CMAKE_PREFIX_PATH PKG_CONFIG_PATH CMAKE_GENERATOR LD_LIBRARY_PATH DESTDIR
 
-run_logged() {
-    local name=$1
-    shift
-    FILES+=("$T/$name.txt")
-    "$@" >"$T/$name.txt" 2>&1 || fail "$* failed (exit code $?)"
-}
-
 # get URL: GET URL with curl inside the container; the status line, headers
 # and body in $T/get.txt (CRs removed), the status code in $CODE.
 CODE=''
@@ -55,18 +48,10 @@ cd "$T/demo" || fail "no demo/ directory"
 FILES+=("$T/demo/demo.socket" "$T/demo/demo.service" "$T/journal-$S.txt" "$T/journal-$U.txt")
 
 step "build it as its README says"
-run_logged build-configure cmake -B build -DCMAKE_PREFIX_PATH="$P"
-run_logged build cmake --build build
-[[ -x build/demo ]] || fail "no build/demo"
+build_demo
 
 step "boot; install as the README says: hostkit and demo in /usr/local, /etc/demo, both units"
-ct_boot
-mkdir -p "$(ct_path /usr/local)"
-cp -a "$P/." "$(ct_path /usr/local)/" || fail "cannot copy hostkit into the container"
-ct ldconfig || fail "ldconfig failed in the container"
-run_logged install-demo env DESTDIR="$(ct_path /)" cmake --install build --prefix /usr/local
-[[ -x $(ct_path /usr/local/bin/demo) ]] || fail "no /usr/local/bin/demo in the container"
-ct_put appsettings.json /etc/demo/appsettings.json
+ct_install_demo
 ct_put demo.socket /etc/systemd/system/demo.socket
 ct_put demo.service /etc/systemd/system/demo.service
 ct systemctl daemon-reload || fail "daemon-reload failed"
@@ -121,36 +106,9 @@ assert_text "$T/get.txt" 'hostkit_http_requests_total{method="GET",route="/",sta
 assert_prop $U NRestarts 0
 
 step "the hardening is in force in the running process"
-assert_prop $U DynamicUser yes
-assert_prop $U ProtectSystem strict
-assert_prop $U PrivateTmp yes
-assert_prop $U NoNewPrivileges yes
-assert_prop $U RestrictAddressFamilies "AF_INET AF_INET6 AF_UNIX"
+assert_hardened $U "$pid" "AF_INET AF_INET6 AF_UNIX"
 assert_prop $U WatchdogUSec 30s
-[[ -n $(prop $U SystemCallFilter) ]] || fail "SystemCallFilter is empty"
 [[ -n $(prop $U IPAddressDeny) ]] || fail "IPAddressDeny is empty"
-pstat=$(cat "$(ct_path "/proc/$pid/status")") || fail "cannot read /proc/$pid/status"
-echo "$pstat" >"$T/proc-status.txt"
-FILES+=("$T/proc-status.txt")
-uid=$(awk '/^Uid:/ { print $2 }' <<<"$pstat")
-((uid >= 61184 && uid <= 65519)) || fail "runs as uid $uid, not a dynamic user (61184-65519)"
-assert_line "$T/proc-status.txt" "NoNewPrivs:	1"
-assert_line "$T/proc-status.txt" "Seccomp:	2"
-assert_line "$T/proc-status.txt" "CapEff:	0000000000000000"
-assert_line "$T/proc-status.txt" "CapBnd:	0000000000000000"
-mi=$(cat "$(ct_path "/proc/$pid/mountinfo")") || fail "cannot read /proc/$pid/mountinfo"
-echo "$mi" >"$T/mountinfo.txt"
-FILES+=("$T/mountinfo.txt")
-awk '$5 == "/" { split($6, o, ","); if (o[1] == "ro") ok = 1 } END { exit !ok }' "$T/mountinfo.txt" ||
-    fail "/ is not mounted read-only for the service (ProtectSystem=strict)"
-awk '$5 == "/tmp" { ok = 1 } END { exit !ok }' "$T/mountinfo.txt" || fail "no private /tmp mount (PrivateTmp=yes)"
-[[ $(awk '{ print $1 $2 $3 }' "$(ct_path "/proc/$pid/uid_map")") != 004294967295 ]] ||
-    fail "not in its own user namespace (PrivateUsers=yes)"
-if ct nsenter -t "$pid" -m -- touch /usr/local/bin/written-by-test 2>"$T/touch.txt"; then
-    fail "/usr/local/bin is writable in the service's mount namespace"
-fi
-FILES+=("$T/touch.txt")
-assert_text "$T/touch.txt" "Read-only file system"
 
 step "systemctl stop demo: Result=success, a clean drain; the socket keeps listening"
 ct systemctl stop $U || fail "systemctl stop $U failed"

@@ -22,13 +22,6 @@ STAGE=$T/stage
 P=$STAGE/usr/local
 unset CMAKE_PREFIX_PATH PKG_CONFIG_PATH CMAKE_GENERATOR LD_LIBRARY_PATH DESTDIR
 
-run_logged() {
-    local name=$1
-    shift
-    FILES+=("$T/$name.txt")
-    "$@" >"$T/$name.txt" 2>&1 || fail "$* failed (exit code $?)"
-}
-
 step "install hostkit (prefix /usr/local, staged in $(rel "$STAGE")); hostkit new worker demo"
 run_logged install env DESTDIR="$STAGE" cmake --install "$BUILD_DIR" --prefix /usr/local
 [[ -x $P/bin/hostkit ]] || fail "no usr/local/bin/hostkit in the staged install"
@@ -37,18 +30,10 @@ cd "$T/demo" || fail "no demo/ directory"
 [[ -f demo.service ]] || fail "hostkit new worker made no demo.service"
 
 step "build it as its README says"
-run_logged build-configure cmake -B build -DCMAKE_PREFIX_PATH="$P"
-run_logged build cmake --build build
-[[ -x build/demo ]] || fail "no build/demo"
+build_demo
 
 step "boot; install as the README says: hostkit and demo in /usr/local, /etc/demo, the unit"
-ct_boot
-mkdir -p "$(ct_path /usr/local)"
-cp -a "$P/." "$(ct_path /usr/local)/" || fail "cannot copy hostkit into the container"
-ct ldconfig || fail "ldconfig failed in the container"
-run_logged install-demo env DESTDIR="$(ct_path /)" cmake --install build --prefix /usr/local
-[[ -x $(ct_path /usr/local/bin/demo) ]] || fail "no /usr/local/bin/demo in the container"
-ct_put appsettings.json /etc/demo/appsettings.json
+ct_install_demo
 FILES+=("$T/demo/demo.service" "$T/journal-demo.service.txt")
 ct_put demo.service /etc/systemd/system/demo.service
 ct_put /dev/stdin /etc/systemd/system/demo.service.d/watchdog.conf <<'EOF'
@@ -74,36 +59,7 @@ wait_journal demo.service "the content root /etc/demo" \
     "._PID == \"$pid\" and $(jmsg 'hostkit.lifetime[0] Content root path: /etc/demo')"
 
 step "the hardening is in force in the running process"
-assert_prop demo.service DynamicUser yes
-assert_prop demo.service ProtectSystem strict
-assert_prop demo.service PrivateTmp yes
-assert_prop demo.service NoNewPrivileges yes
-assert_prop demo.service RestrictAddressFamilies AF_UNIX
-[[ -n $(prop demo.service SystemCallFilter) ]] || fail "SystemCallFilter is empty"
-pstat=$(cat "$(ct_path "/proc/$pid/status")") || fail "cannot read /proc/$pid/status"
-echo "$pstat" >"$T/proc-status.txt"
-FILES+=("$T/proc-status.txt")
-uid=$(awk '/^Uid:/ { print $2 }' <<<"$pstat")
-((uid >= 61184 && uid <= 65519)) || fail "runs as uid $uid, not a dynamic user (61184-65519)"
-assert_line "$T/proc-status.txt" "NoNewPrivs:	1"
-assert_line "$T/proc-status.txt" "Seccomp:	2"
-assert_line "$T/proc-status.txt" "CapEff:	0000000000000000"
-assert_line "$T/proc-status.txt" "CapBnd:	0000000000000000"
-# The service's own mount namespace: / (and so /usr, /etc/demo) read-only; /tmp its own.
-mi=$(cat "$(ct_path "/proc/$pid/mountinfo")") || fail "cannot read /proc/$pid/mountinfo"
-echo "$mi" >"$T/mountinfo.txt"
-FILES+=("$T/mountinfo.txt")
-awk '$5 == "/" { split($6, o, ","); if (o[1] == "ro") ok = 1 } END { exit !ok }' "$T/mountinfo.txt" ||
-    fail "/ is not mounted read-only for the service (ProtectSystem=strict)"
-awk '$5 == "/tmp" { ok = 1 } END { exit !ok }' "$T/mountinfo.txt" || fail "no private /tmp mount (PrivateTmp=yes)"
-[[ $(awk '{ print $1 $2 $3 }' "$(ct_path "/proc/$pid/uid_map")") != 004294967295 ]] ||
-    fail "not in its own user namespace (PrivateUsers=yes)"
-# And through the filter and the read-only file system from inside its namespaces.
-if ct nsenter -t "$pid" -m -- touch /usr/local/bin/written-by-test 2>"$T/touch.txt"; then
-    fail "/usr/local/bin is writable in the service's mount namespace"
-fi
-FILES+=("$T/touch.txt")
-assert_text "$T/touch.txt" "Read-only file system"
+assert_hardened demo.service "$pid" AF_UNIX
 
 step "health: the host pings the watchdog (only while its liveness checks pass)"
 w0=$(prop demo.service WatchdogTimestampMonotonic)

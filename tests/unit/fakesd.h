@@ -8,6 +8,9 @@
  * fake_sync() sends a marker and waits for the recorder to see it; every
  * datagram the host sent before the marker has been recorded by then.
  * The test sets `tmpdir` (short: <tmpdir>/notify.sock must fit in sun_path).
+ * The last section is the host side both tests share: build, the scenario
+ * run (scenario.h) that reports the datagrams on failure, and waits on
+ * datagrams and log lines.
  */
 #ifndef HK_FAKESD_H
 #define HK_FAKESD_H
@@ -22,6 +25,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <ftw.h>
+#include <sys/stat.h>
+
+#include "scenario.h"
 #include "testutil.h"
 
 #ifndef FAKESD_DEADLINE_MS
@@ -224,6 +231,69 @@ static inline void fake_dump(void) {
         fputs("\"\n", stderr);
     }
     pthread_mutex_unlock(&F.mu);
+}
+
+/* ======================================================================== */
+/* the host side: build, scenario run, waits                                */
+/* ======================================================================== */
+
+/* nftw callback removing every entry of `tmpdir` (teardown). */
+static inline int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Builds b (dumping the log and failing the test on error) and frees it. */
+static inline hk_host_t *build(hk_builder_t *b) {
+    hk_host_t *h = NULL;
+    if (hk_builder_build(b, &h) < 0) {
+        capture_dump(cap);
+        fail_msg("build failed: %s", hk_builder_error(b) ? hk_builder_error(b) : "?");
+    }
+    hk_builder_free(b);
+    return h;
+}
+
+/* Runs the host until the scenario stops it, frees it, reports the body's
+ * failure (with the datagrams and the log). Returns the exit code. */
+static inline int scn_run(hk_host_t *h) {
+    scn_host = h;
+    int code = hk_host_run(h);
+    hk_host_free(h);
+    scn_host = NULL;
+    if (scn_failure()) {
+        fake_dump();
+        capture_dump(cap);
+        fail_msg("%s", scn_failure());
+    }
+    return code;
+}
+
+typedef struct fake_count_wait {
+    const char *text;
+    int n;
+} fake_count_wait_t;
+
+static inline bool fake_count_reached(void *arg) {
+    fake_count_wait_t *w = arg;
+    return fake_count(w->text) >= w->n;
+}
+/* Until n datagrams equal to text have arrived (deadline). */
+static inline bool wait_datagrams(const char *text, int n) {
+    fake_count_wait_t w = {text, n};
+    return wait_until(fake_count_reached, &w, FAKESD_DEADLINE_MS);
+}
+
+static inline bool fake_logged_n(void *arg) {
+    fake_count_wait_t *w = arg;
+    return capture_count(cap, w->text) >= w->n;
+}
+/* Until the log holds n lines containing needle (deadline). */
+static inline bool wait_logged(const char *needle, int n) {
+    fake_count_wait_t w = {needle, n};
+    return wait_until(fake_logged_n, &w, FAKESD_DEADLINE_MS);
 }
 
 #endif

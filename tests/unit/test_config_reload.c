@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "hosttest.h"
+#include "scenario.h"
 
 /* Generous: a passing test never waits for it (sanitizer builds are slow). */
 #define DEADLINE_MS 10000
@@ -38,18 +39,15 @@ static const hk_option_t ropts_fields[] = {
 static const hk_options_def_t ropts_def = HK_OPTIONS_DEF("Reload", ropts_t, ropts_fields);
 
 /* ---- one scenario per test -------------------------------------------------
- * The host runs on the test thread; a background service "scenario" waits
- * for the host to start, runs the test's body (which changes files, signals,
- * and waits for the outcome with deadlines), then stops the host. The body
- * runs on another thread, so it records its first failure instead of using
- * cmocka's asserts; the test thread reports it after run returns. */
+ * The scenario harness (scenario.h) runs the test's body (which changes
+ * files, signals, and waits for the outcome with deadlines) while the host
+ * runs on the test thread. */
 
 typedef struct scn {
     char dir[256];
     capture_t *cap;
     hk_host_t *host;
     hk_options_t *opts;
-    void (*body)(void);
     pthread_t host_thread;
     atomic_int cb_reload, cb_other, cb_all; /* hk_host_on_config_change calls */
     atomic_bool cb_off_host_thread;
@@ -137,8 +135,6 @@ static bool wait_logged(const char *needle, int n) {
     return wait_until(logged_n, &w, DEADLINE_MS);
 }
 
-static bool token_cancelled(void *arg) { return hk_token_is_cancelled(arg); }
-
 /* ---- options snapshot -------------------------------------------------------- */
 
 static bool opts_are(int64_t value, const char *name) {
@@ -172,23 +168,12 @@ static void on_change(hk_host_t *host, const char *section, void *data) {
     atomic_fetch_add((atomic_int *)data, 1);
 }
 
-static int scenario_execute(hk_service_t *svc, hk_token_t *stopping) {
-    (void)stopping;
-    hk_host_t *h = hk_service_host(svc);
-    if (wait_until(token_cancelled, hk_host_started(h), DEADLINE_MS))
-        S.body();
-    else
-        scn_fail(__LINE__, "the host never started");
-    hk_host_stop(h);
-    return 0;
-}
-
 static int setup(void **state) {
     (void)state;
     S.cap = capture_new();
     S.host = NULL;
     S.opts = NULL;
-    S.body = NULL;
+    scn_body = NULL;
     scn_reset();
     atomic_store(&S.cb_reload, 0);
     atomic_store(&S.cb_other, 0);
@@ -229,8 +214,7 @@ static hk_builder_t *scn_builder(bool handle_signals, void (*body)(void)) {
     assert_int_equal(hk_config_set(c, "Host:ConfigReloadDebounceMs", "20"), 0);
     assert_int_equal(hk_config_set(c, "Logging:LogLevel:hostkit", "Debug"), 0);
     assert_int_equal(hk_builder_add_options(b, &ropts_def, &S.opts), 0);
-    assert_int_equal(hk_builder_add_background(b, "scenario", scenario_execute, NULL, NULL), 0);
-    S.body = body;
+    scn_add(b, body);
     return b;
 }
 

@@ -32,13 +32,6 @@ static int setup(void **state) {
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state) {
     (void)state;
     fake_close();
@@ -46,16 +39,6 @@ static int teardown(void **state) {
     capture_free(cap);
     cap = NULL;
     return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static hk_host_t *build(hk_builder_t *b) {
-    hk_host_t *h = NULL;
-    if (hk_builder_build(b, &h) < 0) {
-        capture_dump(cap);
-        fail_msg("build failed: %s", hk_builder_error(b) ? hk_builder_error(b) : "?");
-    }
-    hk_builder_free(b);
-    return h;
 }
 
 /* The status of check `name` in a report of `tag` (-1 when missing or on error). */
@@ -72,44 +55,6 @@ static int status_of(hk_host_t *h, const char *tag, const char *name, char *desc
         }
     hk_health_report_free(r);
     return st;
-}
-
-/* ---- a scenario body on a background service ---------------------------------- */
-
-static struct {
-    hk_host_t *host;
-    void (*body)(void);
-} S;
-
-static bool token_cancelled(void *arg) { return hk_token_is_cancelled(arg); }
-
-static int scenario_execute(hk_service_t *svc, hk_token_t *stopping) {
-    (void)stopping;
-    hk_host_t *h = hk_service_host(svc);
-    if (wait_until(token_cancelled, hk_host_started(h), DEADLINE_MS))
-        S.body();
-    else
-        scn_fail(__LINE__, "the host never started");
-    hk_host_stop(h);
-    return 0;
-}
-
-static void scn_add(hk_builder_t *b, void (*body)(void)) {
-    S.body = body;
-    assert_int_equal(hk_builder_add_background(b, "scenario", scenario_execute, NULL, NULL), 0);
-}
-
-static int scn_run(hk_host_t *h) {
-    S.host = h;
-    int code = hk_host_run(h);
-    hk_host_free(h);
-    S.host = NULL;
-    if (scn_failure()) {
-        fake_dump();
-        capture_dump(cap);
-        fail_msg("%s", scn_failure());
-    }
-    return code;
 }
 
 /* ======================================================================== */
@@ -133,7 +78,7 @@ static void on_stopping_check_ready(hk_token_t *token, void *data) {
 
 static void body_ready(void) {
     char desc[64];
-    CHECK(status_of(S.host, "ready", "host", desc, sizeof desc) == HK_HEALTH_HEALTHY);
+    CHECK(status_of(scn_host, "ready", "host", desc, sizeof desc) == HK_HEALTH_HEALTHY);
     CHECK(!strcmp(desc, "running"));
     /* cached for 60 s from here on: shutdown must still be seen at once */
 }
@@ -248,22 +193,22 @@ static int missed_allowed = 3;
 static void body_heartbeat(void) {
     char desc[128];
     CHECK(wait_until(beating_set, NULL, DEADLINE_MS));
-    CHECK(status_of(S.host, "live", "heartbeat:worker", desc, sizeof desc) == HK_HEALTH_HEALTHY);
+    CHECK(status_of(scn_host, "live", "heartbeat:worker", desc, sizeof desc) == HK_HEALTH_HEALTHY);
     CHECK_MSG(!strcmp(desc, "last heartbeat 0 ms ago"), "%s", desc);
     advance_ms(100u * (unsigned)missed_allowed); /* exactly the allowed intervals: still fine */
-    CHECK(status_of(S.host, "live", "heartbeat:worker", NULL, 0) == HK_HEALTH_HEALTHY);
+    CHECK(status_of(scn_host, "live", "heartbeat:worker", NULL, 0) == HK_HEALTH_HEALTHY);
     advance_ms(1);
-    CHECK(status_of(S.host, "live", "heartbeat:worker", desc, sizeof desc) == HK_HEALTH_UNHEALTHY);
+    CHECK(status_of(scn_host, "live", "heartbeat:worker", desc, sizeof desc) == HK_HEALTH_UNHEALTHY);
     char want[128];
     snprintf(want, sizeof want, "no heartbeat for %gs (expected every 100 ms)",
              (double)(100 * missed_allowed + 1) / 1e3);
     CHECK_MSG(!strcmp(desc, want), "\"%s\", expected \"%s\"", desc, want);
     hk_service_heartbeat(atomic_load(&beating)); /* from this (another) thread */
-    CHECK(status_of(S.host, "live", "heartbeat:worker", NULL, 0) == HK_HEALTH_HEALTHY);
+    CHECK(status_of(scn_host, "live", "heartbeat:worker", NULL, 0) == HK_HEALTH_HEALTHY);
     advance_ms(50);
     hk_service_heartbeat(atomic_load(&beating));
     advance_ms(100u * (unsigned)missed_allowed);
-    CHECK(status_of(S.host, "live", "heartbeat:worker", NULL, 0) == HK_HEALTH_HEALTHY);
+    CHECK(status_of(scn_host, "live", "heartbeat:worker", NULL, 0) == HK_HEALTH_HEALTHY);
 }
 
 static void run_heartbeat(const char *missed) {
@@ -349,27 +294,6 @@ static hk_health_status_t live_probe(hk_health_result_t *r, hk_token_t *token, v
         return HK_HEALTH_HEALTHY;
     hk_health_result_describe(r, "down");
     return HK_HEALTH_UNHEALTHY;
-}
-
-typedef struct count_wait {
-    const char *text;
-    int n;
-} count_wait_t;
-static bool count_reached(void *arg) {
-    count_wait_t *w = arg;
-    return fake_count(w->text) >= w->n;
-}
-static bool wait_datagrams(const char *text, int n) {
-    count_wait_t w = {text, n};
-    return wait_until(count_reached, &w, DEADLINE_MS);
-}
-static bool logged_n(void *arg) {
-    count_wait_t *w = arg;
-    return capture_count(cap, w->text) >= w->n;
-}
-static bool wait_logged(const char *needle, int n) {
-    count_wait_t w = {needle, n};
-    return wait_until(logged_n, &w, DEADLINE_MS);
 }
 
 static void body_watchdog(void) {

@@ -10,7 +10,7 @@
  */
 #include <pthread.h>
 
-#include "hosttest.h"
+#include "jobstest.h"
 #include "jobs/jobs_int.h"
 
 /* ---- the fake clock ---------------------------------------------------------- */
@@ -214,19 +214,7 @@ static bool runs_reached(void *arg) {
         }                                                                                          \
     } while (0)
 
-/* ---- a host on its own thread -------------------------------------------------- */
-
-typedef struct running {
-    hk_host_t *h;
-    pthread_t th;
-    int code;
-} running_t;
-
-static void *host_main(void *arg) {
-    running_t *r = arg;
-    r->code = hk_host_run(r->h);
-    return NULL;
-}
+/* ---- the host (jobstest.h runs it on a thread) on the fake clock ---------------- */
 
 static hk_builder_t *job_builder(void) {
     pthread_mutex_lock(&fk_mu);
@@ -241,32 +229,11 @@ static hk_builder_t *job_builder(void) {
     return b;
 }
 
-static void start_host(hk_builder_t *b, running_t *r) {
+/* start_host (jobstest.h) after the fake clock is unset for later builders. */
+static void start_job_host(hk_builder_t *b, running_t *r) {
     hk__jobs_set_clock(NULL); /* the jobs registered keep the fake one */
-    r->h = NULL;
-    if (hk_builder_build(b, &r->h) < 0) {
-        capture_dump(cap);
-        fail_msg("build failed: %s", hk_builder_error(b));
-    }
-    hk_builder_free(b);
-    assert_int_equal(pthread_create(&r->th, NULL, host_main, r), 0);
+    start_host(b, r);
 }
-
-/* Stops the host (if still running), joins it, copies the metrics exposition, frees it. */
-static int finish_host(running_t *r, char *metrics, size_t len) {
-    hk_host_stop(r->h);
-    pthread_join(r->th, NULL);
-    if (metrics)
-        hk_metrics_print(hk_host_metrics(r->h), metrics, len, NULL);
-    hk_host_free(r->h);
-    return r->code;
-}
-
-#define assert_contains(hay, needle)                                                               \
-    do {                                                                                           \
-        if (!strstr((hay), (needle)))                                                              \
-            fail_msg("missing \"%s\" in:\n%s", (needle), (hay));                                   \
-    } while (0)
 
 static int add_probe(hk_builder_t *b, probe_t *p, hk_job_def_t def) {
     def.name = def.name ? def.name : "tick";
@@ -285,7 +252,7 @@ static void ticks_are_start_to_start_without_drift(void **state) {
     hk_builder_t *b = job_builder();
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     for (int k = 1; k <= 4; k++) {
         wait_sleeps(k);
         assert_int_equal(fk_last_deadline(), T0 + (uint64_t)k * SEC); /* not k * 1.3 s */
@@ -311,7 +278,7 @@ static void skip_drops_the_ticks_a_long_run_overlapped(void **state) {
     hk_builder_t *b = job_builder();
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     wait_sleeps(1);
     fk_advance_to(T0 + SEC);
     wait_sleeps(2);
@@ -333,7 +300,7 @@ static void queue_one_runs_once_more_right_after(void **state) {
     p.advance_runs = 1;
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     wait_sleeps(1);
     fk_advance_to(T0 + SEC);
     wait_runs(&p, 2); /* run 2 starts without the clock being moved */
@@ -365,7 +332,7 @@ static void parallel_runs_up_to_the_limit_then_skips(void **state) {
                                                      .max_parallel = 2}),
                      0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     for (int k = 1; k <= 3; k++) {
         wait_sleeps(k);
         fk_advance_to(T0 + (uint64_t)k * SEC);
@@ -394,7 +361,7 @@ static void run_on_start_runs_at_once_then_keeps_the_grid(void **state) {
     hk_config_set(hk_builder_config(b), "Jobs:tick:Interval", "5m");
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     wait_runs(&p, 1);
     wait_sleeps(1);
     assert_int_equal(sched_of(&p, 0), (int64_t)T0);
@@ -409,7 +376,7 @@ static void jitter_delays_each_tick_within_its_bound(void **state) {
     hk_builder_t *b = job_builder();
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000, .jitter_ms = 200}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     for (int k = 1; k <= 5; k++) {
         wait_sleeps(k);
         uint64_t d = fk_last_deadline(), tick = T0 + (uint64_t)k * SEC;
@@ -431,7 +398,7 @@ static void a_run_that_times_out_fails_the_service(void **state) {
                                                      .run_on_start = true}),
                      0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     pthread_join(r.th, NULL); /* the failure stops the host (StopHost) */
     char m[16384];
     hk_metrics_print(hk_host_metrics(r.h), m, sizeof m, NULL);
@@ -450,7 +417,7 @@ static void a_run_cancelled_by_shutdown_is_not_a_failure(void **state) {
     hk_builder_t *b = job_builder();
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000, .run_on_start = true}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     wait_runs(&p, 1);
     char m[16384];
     assert_int_equal(finish_host(&r, m, sizeof m), 0);
@@ -473,7 +440,7 @@ static void each_run_gets_its_own_scope(void **state) {
                      0);
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000, .run_on_start = true}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     wait_sleeps(1);
     assert_int_equal(atomic_load(&ctx_freed), 1); /* disposed when run 1 ended */
     fk_advance_to(T0 + SEC);
@@ -500,7 +467,7 @@ static void a_failed_run_follows_the_restart_policy(void **state) {
                                     .backoff_max_ms = 1}};
     assert_int_equal(add_probe(b, &p, def), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     wait_runs(&p, 2); /* restarted; run on start runs again */
     wait_sleeps(1);
     char m[16384];
@@ -519,7 +486,7 @@ static void a_failed_run_without_policy_stops_the_host(void **state) {
     hk_builder_t *b = job_builder();
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000, .run_on_start = true}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     pthread_join(r.th, NULL);
     hk_host_free(r.h);
     assert_int_equal(r.code, 1);
@@ -550,7 +517,7 @@ static void health_turns_degraded_without_success(void **state) {
     hk_config_set(hk_builder_config(b), "Jobs:tick:DegradedAfter", "90s");
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 600000, .run_on_start = true}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     wait_sleeps(1);
     char desc[256];
     assert_int_equal(job_health(r.h, desc, sizeof desc), HK_HEALTH_HEALTHY);
@@ -579,7 +546,7 @@ static void health_is_degraded_after_a_failed_run(void **state) {
     hk_config_set(hk_builder_config(b), "Host:BackgroundServiceExceptionBehavior", "Ignore");
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 1000, .run_on_start = true}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     wait_runs(&p, 1);
     char desc[256];
     assert_true(wait_until(service_failed, r.h, 10000)); /* the host reaped the failed execute */
@@ -597,7 +564,7 @@ static void cron_jobs_wait_for_the_wall_clock(void **state) {
     hk_config_set(hk_builder_config(b), "Jobs:tick:TimeZone", "Utc");
     assert_int_equal(add_probe(b, &p, (hk_job_def_t){.interval_ms = 0}), 0);
     running_t r;
-    start_host(b, &r);
+    start_job_host(b, &r);
     /* real clock starts at 22:13:20Z: the next fire is 22:15:00Z, 100 s away */
     wait_sleeps(1);
     assert_int_equal(fk_last_deadline(), T0 + 60 * SEC); /* slept in chunks of at most a minute */

@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include "hosttest.h"
+#include "jobstest.h"
 
 static atomic_int ran, destroyed, sum;
 static hk_token_t *release; /* items with arg == &release wait for it */
@@ -62,45 +62,6 @@ static void reset(void) {
     atomic_store(&blocker_running, false);
     release = NULL;
 }
-
-/* ---- a host on its own thread -------------------------------------------------- */
-
-typedef struct running {
-    hk_host_t *h;
-    pthread_t th;
-    int code;
-} running_t;
-
-static void *host_main(void *arg) {
-    running_t *r = arg;
-    r->code = hk_host_run(r->h);
-    return NULL;
-}
-
-static void start_host(hk_builder_t *b, running_t *r) {
-    r->h = NULL;
-    if (hk_builder_build(b, &r->h) < 0) {
-        capture_dump(cap);
-        fail_msg("build failed: %s", hk_builder_error(b));
-    }
-    hk_builder_free(b);
-    assert_int_equal(pthread_create(&r->th, NULL, host_main, r), 0);
-}
-
-static int finish_host(running_t *r, char *metrics, size_t len) {
-    hk_host_stop(r->h);
-    pthread_join(r->th, NULL);
-    if (metrics)
-        hk_metrics_print(hk_host_metrics(r->h), metrics, len, NULL);
-    hk_host_free(r->h);
-    return r->code;
-}
-
-#define assert_contains(hay, needle)                                                               \
-    do {                                                                                           \
-        if (!strstr((hay), (needle)))                                                              \
-            fail_msg("missing \"%s\" in:\n%s", (needle), (hay));                                   \
-    } while (0)
 
 static bool is_true(void *arg) { return atomic_load((atomic_bool *)arg); }
 static bool ran_reached(void *arg) { return atomic_load(&ran) >= *(int *)arg; }

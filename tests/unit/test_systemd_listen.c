@@ -26,93 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "childtest.h"
 
 #define DEADLINE_MS 10000
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ======================================================================== */
-/* running a case in a child                                                */
-/* ======================================================================== */
-
-static int report_fd = -1; /* the child's end of the report pipe (fd >= 20) */
-static capture_t *cap;     /* the child's log lines */
-
-static _Noreturn void child_fail(int line, const char *what) {
-    char buf[1024];
-    int n = snprintf(buf, sizeof buf, "line %d: %s\n", line, what);
-    if (n > 0)
-        (void)!write(report_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-    if (cap) {
-        fprintf(stderr, "  the child's log:\n");
-        capture_dump(cap);
-    }
-    _exit(1); /* state is inconsistent: skip the leak check */
-}
-
-#define CHILD_CHECK(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            child_fail(__LINE__, #cond);                                                           \
-    } while (0)
-
-static const char *const sd_vars[] = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-                                      "INVOCATION_ID", "JOURNAL_STREAM", "LISTEN_PID",
-                                      "LISTEN_FDS",    "LISTEN_FDNAMES"};
-
-/* Runs body in a forked child; fails the test unless it exits 0. */
-static void run_child(void (*body)(void)) {
-    int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        report_fd = fcntl(p[1], F_DUPFD_CLOEXEC, 20); /* clear of 3, 4 and 5 */
-        close(p[1]);
-        if (report_fd < 0)
-            _exit(2);
-        for (size_t i = 0; i < ARRAY_SIZE(sd_vars); i++)
-            unsetenv(sd_vars[i]);
-        cap = capture_new();
-        body();
-        capture_free(cap);
-        exit(0);
-    }
-    close(p[1]);
-    char report[4096];
-    size_t got = 0;
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) { /* until EOF: the child exited (or closed the pipe) */
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = DEADLINE_MS - ((now.tv_sec - start.tv_sec) * 1000 +
-                                   (now.tv_nsec - start.tv_nsec) / 1000000);
-        if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            close(p[0]);
-            fail_msg("the child did not finish within %d ms", DEADLINE_MS);
-        }
-        ssize_t r = read(p[0], report + got, sizeof report - 1 - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0 || got + (size_t)r >= sizeof report - 1)
-            break;
-        got += (size_t)r;
-    }
-    report[got] = '\0';
-    close(p[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("the child %s %d: %s", WIFEXITED(status) ? "exited with" : "was killed by signal",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-                 got ? report : "(no report)");
-}
 
 /* ======================================================================== */
 /* helpers for the child                                                    */
@@ -236,7 +153,7 @@ static void child_passed_descriptors(void) {
 static void passed_descriptors_are_offered_by_index_and_name_with_cloexec_and_variables_unset(
     void **state) {
     (void)state;
-    run_child(child_passed_descriptors);
+    run_child(child_passed_descriptors, true);
 }
 
 static void child_take(void) {
@@ -260,7 +177,7 @@ static void child_take(void) {
 
 static void taken_descriptor_belongs_to_the_caller_and_the_host_closes_the_rest_on_free(void **state) {
     (void)state;
-    run_child(child_take);
+    run_child(child_take, true);
 }
 
 static void child_builder_free(void) {
@@ -273,7 +190,7 @@ static void child_builder_free(void) {
 
 static void builder_freed_without_a_host_closes_the_passed_descriptors(void **state) {
     (void)state;
-    run_child(child_builder_free);
+    run_child(child_builder_free, true);
 }
 
 static void child_no_names(void) {
@@ -291,7 +208,7 @@ static void child_no_names(void) {
 
 static void descriptors_without_listen_fdnames_are_named_unknown_without_a_warning(void **state) {
     (void)state;
-    run_child(child_no_names);
+    run_child(child_no_names, true);
 }
 
 static void child_zero(void) {
@@ -308,7 +225,7 @@ static void child_zero(void) {
 
 static void zero_descriptors_is_valid_and_touches_nothing(void **state) {
     (void)state;
-    run_child(child_zero);
+    run_child(child_zero, true);
 }
 
 static void child_none(void) {
@@ -327,7 +244,7 @@ static void child_none(void) {
 
 static void without_listen_variables_nothing_is_taken(void **state) {
     (void)state;
-    run_child(child_none);
+    run_child(child_none, true);
 }
 
 /* ======================================================================== */
@@ -373,7 +290,7 @@ static void child_wrong_pid(void) {
 
 static void listen_pid_of_another_process_is_ignored_with_a_warning_and_left_in_place(void **state) {
     (void)state;
-    run_child(child_wrong_pid);
+    run_child(child_wrong_pid, true);
 }
 
 static void child_junk_pid(void) {
@@ -392,7 +309,7 @@ static void child_junk_pid(void) {
 
 static void junk_listen_pid_is_ignored_with_a_warning(void **state) {
     (void)state;
-    run_child(child_junk_pid);
+    run_child(child_junk_pid, true);
 }
 
 static void child_junk_fds(void) {
@@ -416,7 +333,7 @@ static void child_junk_fds(void) {
 
 static void junk_listen_fds_is_ignored_with_a_warning(void **state) {
     (void)state;
-    run_child(child_junk_fds);
+    run_child(child_junk_fds, true);
 }
 
 static void child_too_many(void) {
@@ -427,7 +344,7 @@ static void child_too_many(void) {
 
 static void listen_fds_beyond_the_open_descriptors_is_ignored_with_a_warning(void **state) {
     (void)state;
-    run_child(child_too_many);
+    run_child(child_too_many, true);
 }
 
 static void child_names_mismatch(void) {
@@ -469,7 +386,7 @@ static void child_names_mismatch(void) {
 
 static void listen_fdnames_count_mismatch_takes_the_descriptors_as_unknown_with_a_warning(void **state) {
     (void)state;
-    run_child(child_names_mismatch);
+    run_child(child_names_mismatch, true);
 }
 
 int main(void) {

@@ -96,13 +96,6 @@ static void unset_sd_vars(void) {
         unsetenv(sd_vars[i]);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state) {
     (void)state;
     unset_sd_vars(); /* a test run from a systemd unit must not see its own manager */
@@ -122,89 +115,6 @@ static int teardown(void **state) {
     capture_free(cap);
     cap = NULL;
     return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static hk_host_t *build(hk_builder_t *b) {
-    hk_host_t *h = NULL;
-    if (hk_builder_build(b, &h) < 0) {
-        capture_dump(cap);
-        fail_msg("build failed: %s", hk_builder_error(b) ? hk_builder_error(b) : "?");
-    }
-    hk_builder_free(b);
-    return h;
-}
-
-/* ---- a scenario body on a background service -------------------------------
- * The host runs on the test thread; the background service "scenario" waits
- * until the host started, runs the test's body, then stops the host. The body
- * runs on another thread, so it records its first failure instead of using
- * cmocka's asserts; the test reports it after run returns. */
-
-typedef struct scn {
-    hk_host_t *host;
-    void (*body)(void);
-} scn_t;
-
-static scn_t S;
-
-static bool token_cancelled(void *arg) { return hk_token_is_cancelled(arg); }
-
-static int scenario_execute(hk_service_t *svc, hk_token_t *stopping) {
-    (void)stopping;
-    hk_host_t *h = hk_service_host(svc);
-    if (wait_until(token_cancelled, hk_host_started(h), DEADLINE_MS))
-        S.body();
-    else
-        scn_fail(__LINE__, "the host never started");
-    hk_host_stop(h);
-    return 0;
-}
-
-static void scn_add(hk_builder_t *b, void (*body)(void)) {
-    S.body = body;
-    scn_reset();
-    assert_int_equal(hk_builder_add_background(b, "scenario", scenario_execute, NULL, NULL), 0);
-}
-
-/* Runs the host until the scenario stops it; reports the body's failure. */
-static int scn_run(hk_host_t *h) {
-    S.host = h;
-    int code = hk_host_run(h);
-    hk_host_free(h);
-    S.host = NULL;
-    if (scn_failure()) {
-        fake_dump();
-        capture_dump(cap);
-        fail_msg("%s", scn_failure());
-    }
-    return code;
-}
-
-typedef struct count_wait {
-    const char *text;
-    int n;
-} count_wait_t;
-static bool count_reached(void *arg) {
-    count_wait_t *w = arg;
-    return fake_count(w->text) >= w->n;
-}
-/* Until n datagrams equal to text have arrived (deadline). */
-static bool wait_datagrams(const char *text, int n) {
-    count_wait_t w = {text, n};
-    return wait_until(count_reached, &w, DEADLINE_MS);
-}
-
-typedef struct log_wait {
-    const char *needle;
-    int n;
-} log_wait_t;
-static bool logged_n(void *arg) {
-    log_wait_t *w = arg;
-    return capture_count(cap, w->needle) >= w->n;
-}
-static bool wait_logged(const char *needle, int n) {
-    log_wait_t w = {needle, n};
-    return wait_until(logged_n, &w, DEADLINE_MS);
 }
 
 static bool clock_passed(void *arg) { return now_ns() >= *(uint64_t *)arg; }
@@ -363,7 +273,7 @@ static void body_reload(void) {
         fputs(new_json, fp);
         CHECK(fclose(fp) == 0);
     }
-    hk_config_request_reload(hk_host_config(S.host));
+    hk_config_request_reload(hk_host_config(scn_host));
     CHECK_MSG(wait_datagrams(READY, 2), "no second READY=1 after the reload");
 }
 
@@ -583,7 +493,7 @@ static atomic_int liveness_calls;
 
 static bool liveness(hk_host_t *host, void *data) {
     (void)data;
-    if (host != S.host)
+    if (host != scn_host)
         return false;
     atomic_fetch_add(&liveness_calls, 1);
     return atomic_load(&healthy);

@@ -39,10 +39,6 @@ static int h_fail(hk_web_request_t *req, void *data) {
     return -EIO;
 }
 
-static int h_text(hk_web_request_t *req, void *data) {
-    return hk_web_response_text(req, 200, NULL, data);
-}
-
 static int h_file(hk_web_request_t *req, void *data) {
     int rc = hk_web_response_file(req, data, NULL);
     if (rc < 0)

@@ -28,77 +28,9 @@
 
 #include <hostkit/web.h>
 
-#include "testutil.h"
+#include "childtest.h"
 
 #define DEADLINE_MS 10000
-
-static int report_fd = -1;
-static capture_t *cap;
-
-static _Noreturn void child_fail(int line, const char *what) {
-    char buf[512];
-    int n = snprintf(buf, sizeof buf, "line %d: %s (errno %d)\n", line, what, errno);
-    if (n > 0)
-        (void)!write(report_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-    if (cap)
-        capture_dump(cap);
-    _exit(1);
-}
-
-#define CHILD_CHECK(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            child_fail(__LINE__, #cond);                                                           \
-    } while (0)
-
-static void run_child(void (*body)(void)) {
-    int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        report_fd = fcntl(p[1], F_DUPFD_CLOEXEC, 20); /* clear of 3 */
-        close(p[1]);
-        if (report_fd < 0)
-            _exit(2);
-        cap = capture_new();
-        body();
-        capture_free(cap);
-        exit(0);
-    }
-    close(p[1]);
-    char report[1024];
-    size_t got = 0;
-    for (;;) { /* until EOF: the child exited */
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        int r = poll(&pfd, 1, DEADLINE_MS);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            close(p[0]);
-            fail_msg("the child did not finish within %d ms", DEADLINE_MS);
-        }
-        ssize_t n = read(p[0], report + got, sizeof report - 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || got + (size_t)n >= sizeof report - 1)
-            break;
-        got += (size_t)n;
-    }
-    report[got] = '\0';
-    close(p[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("the child %s %d: %s", WIFEXITED(status) ? "exited with" : "was killed by signal",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-                 got ? report : "(no report)");
-}
 
 /* ---- in the child --------------------------------------------------------------------- */
 
@@ -227,7 +159,7 @@ static void served_activated_socket_still_listens_for_the_manager_after_stop_bod
 
 static void served_activated_socket_still_listens_for_the_manager_after_stop(void **state) {
     (void)state;
-    run_child(served_activated_socket_still_listens_for_the_manager_after_stop_body);
+    run_child(served_activated_socket_still_listens_for_the_manager_after_stop_body, false);
 }
 
 /* The control: a listener the host bound itself (Web:Urls) refuses connections
@@ -261,7 +193,7 @@ static void own_listener_refuses_connections_after_stop_body(void) {
 
 static void own_listener_refuses_connections_after_stop(void **state) {
     (void)state;
-    run_child(own_listener_refuses_connections_after_stop_body);
+    run_child(own_listener_refuses_connections_after_stop_body, false);
 }
 
 int main(void) {

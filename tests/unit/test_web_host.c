@@ -9,10 +9,6 @@
 
 #include "webtest.h"
 
-static int h_text(hk_web_request_t *req, void *data) {
-    return hk_web_response_text(req, 200, NULL, data);
-}
-
 static hk_health_status_t check_unhealthy(hk_health_result_t *r, hk_token_t *t, void *d) {
     (void)t;
     (void)d;

@@ -23,17 +23,6 @@
 
 static srv_t S;
 
-static int h_text(hk_web_request_t *req, void *data) {
-    return hk_web_response_text(req, 200, NULL, data);
-}
-
-static void still_serves(void) {
-    resp_t r;
-    assert_int_equal(http_do(S.port, GET("/"), &r), 0);
-    assert_int_equal(r.status, 200);
-    resp_free(&r);
-}
-
 /* Every request and connection the server tracked is released. */
 static bool released(void *arg) {
     hk_web_t *web = arg;
@@ -70,7 +59,7 @@ static void test_file_response_on_a_fifo_does_not_block(void **state) {
     assert_int_equal(http_do(S.port, GET("/fifo"), &r), 0);
     assert_int_equal(r.status, 404);
     resp_free(&r);
-    still_serves();
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
     unlink(fifo);
     rmdir(dir);
@@ -107,7 +96,7 @@ static void test_dot_segments_are_400(void **state) {
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "a..b/.c/d.");
     resp_free(&r);
-    still_serves();
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
 }
 
@@ -138,7 +127,7 @@ static void test_huge_header_limit_still_serves(void **state) {
     hk_config_set(hk_builder_config(b), "Web:Limits:MaxRequestHeadersBytes", "1TiB");
     hk_web_map(web, "GET", "/", h_text, "ok");
     assert_true(srv_start(&S, b, web));
-    still_serves();
+    still_serves(S.port);
     /* headers beyond the engine's memory are still refused, not a crash */
     size_t big = 20u * 1024 * 1024;
     char *raw = malloc(big + 64);
@@ -151,15 +140,8 @@ static void test_huge_header_limit_still_serves(void **state) {
     if (rc == 0)
         resp_free(&r);
     free(raw);
-    still_serves();
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
-}
-
-static int h_echo(hk_web_request_t *req, void *data) {
-    (void)data;
-    size_t n;
-    const char *body = hk_web_request_body(req, &n);
-    return hk_web_response_body(req, body, n);
 }
 
 static void test_conflicting_content_lengths_are_400(void **state) {
@@ -169,27 +151,16 @@ static void test_conflicting_content_lengths_are_400(void **state) {
     hk_web_map(web, "GET", "/", h_text, "ok");
     hk_web_map(web, "POST", "/echo", h_echo, NULL);
     assert_true(srv_start(&S, b, web));
-    resp_t r;
-    int fd = http_connect(S.port);
-    const char *raw = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"
-                      "abcdGET / HTTP/1.1\r\nHost: t\r\n\r\n";
-    http_send(fd, raw, strlen(raw));
-    assert_int_equal(http_read(fd, &r, false, 5000), 0);
-    assert_int_equal(r.status, 400);
-    resp_free(&r);
-    assert_true(peer_closes(fd, 5000));
-    close(fd);
+    expect_status_then_close(S.port,
+                             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"
+                             "abcdGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+                             400);
     /* the same with two Transfer-Encoding headers: the engine reads the first */
-    fd = http_connect(S.port);
-    raw = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
-          "0\r\n\r\n";
-    http_send(fd, raw, strlen(raw));
-    assert_int_equal(http_read(fd, &r, false, 5000), 0);
-    assert_int_equal(r.status, 400);
-    resp_free(&r);
-    assert_true(peer_closes(fd, 5000));
-    close(fd);
-    still_serves();
+    expect_status_then_close(S.port,
+                             "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
+                             "0\r\n\r\n",
+                             400);
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
 }
 
@@ -220,12 +191,12 @@ static void test_async_request_whose_client_left(void **state) {
     http_send(fd, GET("/park"), strlen(GET("/park")));
     assert_true(wait_until(is_parked, NULL, 5000));
     close(fd); /* gone before the application answers */
-    still_serves();
+    still_serves(S.port);
     hk_web_request_t *req = atomic_exchange(&parked, NULL);
     hk_web_response_text(req, 200, NULL, "too late");
     hk_web_complete(req);
     assert_true(wait_until(released, web, 5000));
-    still_serves();
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
 }
 
@@ -296,7 +267,7 @@ static void test_slow_body_is_cut_off(void **state) {
     /* not before the grace period (the header timeout) */
     assert_true(mono_ns() - t0 >= 300000000u);
     close(fd);
-    still_serves();
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
 }
 

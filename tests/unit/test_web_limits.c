@@ -8,17 +8,6 @@
  */
 #include "webtest.h"
 
-static int h_echo(hk_web_request_t *req, void *data) {
-    (void)data;
-    size_t n;
-    const char *b = hk_web_request_body(req, &n);
-    return hk_web_response_body(req, b, n);
-}
-
-static int h_text(hk_web_request_t *req, void *data) {
-    return hk_web_response_text(req, 200, NULL, data);
-}
-
 typedef struct stream_count {
     atomic_size_t bytes;
 } stream_count_t;
@@ -51,13 +40,6 @@ static void start(hk_builder_t *b, hk_web_t *web) {
                              .data = &SC, .on_body = on_chunk, .max_body_bytes = 1000000};
     assert_int_equal(hk_web_add_route(web, &sd), 0);
     assert_true(srv_start(&S, b, web));
-}
-
-static void still_serves(void) {
-    resp_t r;
-    assert_int_equal(http_do(S.port, GET("/"), &r), 0);
-    assert_int_equal(r.status, 200);
-    resp_free(&r);
 }
 
 static void test_limits(void **state) {
@@ -128,26 +110,16 @@ static void test_limits(void **state) {
     resp_free(&r);
 
     /* 400: Content-Length and Transfer-Encoding together; the connection closes */
-    fd = http_connect(S.port);
-    const char *smuggle = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-    http_send(fd, smuggle, strlen(smuggle));
-    assert_int_equal(http_read(fd, &r, false, 5000), 0);
-    assert_int_equal(r.status, 400);
-    resp_free(&r);
-    assert_true(peer_closes(fd, 5000));
-    close(fd);
+    expect_status_then_close(S.port,
+                             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                             400);
 
     /* 400: bad chunk size */
-    fd = http_connect(S.port);
-    const char *badchunk = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           "zz\r\nabc\r\n0\r\n\r\n";
-    http_send(fd, badchunk, strlen(badchunk));
-    assert_int_equal(http_read(fd, &r, false, 5000), 0);
-    assert_int_equal(r.status, 400);
-    resp_free(&r);
-    assert_true(peer_closes(fd, 5000));
-    close(fd);
+    expect_status_then_close(S.port,
+                             "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "zz\r\nabc\r\n0\r\n\r\n",
+                             400);
 
     /* a request line the engine cannot parse at all: closed without an answer */
     fd = http_connect(S.port);
@@ -166,7 +138,7 @@ static void test_limits(void **state) {
     assert_int_equal(r.status, 400);
     resp_free(&r);
 
-    still_serves();
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
 }
 
@@ -194,7 +166,7 @@ static void test_default_header_limit_boundary(void **state) {
     assert_int_equal(http_do(S.port, big, &r), 0);
     assert_int_equal(r.status, 431);
     resp_free(&r);
-    still_serves();
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
 }
 
@@ -225,7 +197,7 @@ static void test_slow_headers_are_cut_off(void **state) {
     /* not before the timeout */
     assert_true(mono_ns() - t0 >= 300000000u);
     close(fd);
-    still_serves();
+    still_serves(S.port);
     assert_int_equal(srv_stop(&S), 0);
 }
 

@@ -1,7 +1,8 @@
 /*
  * Helpers for the web host tests: a host running on a thread of its own
  * with the web server on 127.0.0.1:0, and a tiny HTTP/1.1 client on plain
- * sockets (send raw bytes, read one response, see the peer close).
+ * sockets (send raw bytes, read one response, see the peer close), and the
+ * handlers and checks several web tests share.
  */
 #ifndef HK_WEBTEST_H
 #define HK_WEBTEST_H
@@ -191,5 +192,41 @@ static inline int http_do(int port, const char *raw, resp_t *r) {
 }
 
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
+
+/* ---- shared handlers and checks --------------------------------------------------------- */
+
+/* Answers 200 with the route's data (a string) as text/plain. */
+static inline int h_text(hk_web_request_t *req, void *data) {
+    return hk_web_response_text(req, 200, NULL, data);
+}
+
+/* Answers 200 with the request body (buffered) as it came. */
+static inline int h_echo(hk_web_request_t *req, void *data) {
+    (void)data;
+    size_t n;
+    const char *body = hk_web_request_body(req, &n);
+    return hk_web_response_body(req, body, n);
+}
+
+/* GET / on a new connection is answered 200 (the test maps "/" to h_text). */
+static inline void still_serves(int port) {
+    resp_t r;
+    assert_int_equal(http_do(port, GET("/"), &r), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+}
+
+/* Sends raw on a new connection: the one response has `status`, then the
+ * server closes the connection. */
+static inline void expect_status_then_close(int port, const char *raw, int status) {
+    resp_t r;
+    int fd = http_connect(port);
+    http_send(fd, raw, strlen(raw));
+    assert_int_equal(http_read(fd, &r, false, 5000), 0);
+    assert_int_equal(r.status, status);
+    resp_free(&r);
+    assert_true(peer_closes(fd, 5000));
+    close(fd);
+}
 
 #endif
