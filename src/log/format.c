@@ -371,10 +371,10 @@ static void json_value(hk__buf_t *b, const hk_log_value_t *v) {
     default:
         break;
     }
-    hk__buf_t t = {0};
-    hk__value_text(&t, v);
-    hk__json_string(b, t.p ? t.p : "", t.len);
-    hk__buf_free(&t);
+    char tmp[64];
+    const char *str;
+    size_t n = hk__value_chars(tmp, sizeof tmp, v, &str);
+    hk__json_string(b, str ? str : tmp, n);
 }
 
 /* Whether two names are the same JSON key once invalid UTF-8 bytes are
@@ -504,11 +504,10 @@ static void scopes_text(hk__buf_t *b, const hk_log_record_t *r) {
         hk__buf_puts(b, "=> ");
         one_line(b, r->scopes[i].name);
         hk__buf_putc(b, '=');
-        hk__buf_t t = {0};
-        hk__value_text(&t, &r->scopes[i].value);
-        if (t.p)
-            one_line(b, t.p);
-        hk__buf_free(&t);
+        char tmp[64];
+        const char *str;
+        (void)hk__value_chars(tmp, sizeof tmp, &r->scopes[i].value, &str);
+        one_line(b, str ? str : tmp);
         hk__buf_putc(b, ' ');
     }
 }

@@ -80,6 +80,9 @@ size_t hk__render_template(const char *tmpl, const hk_log_value_t *args, size_t 
                            char *names, size_t names_cap);
 /* Appends a value as message text. */
 void hk__value_text(hk__buf_t *b, const hk_log_value_t *v);
+/* The same without a buffer: the text is *ret_str when set (strings, bool,
+ * errno), else tmp (cap >= 64, NUL-terminated). Returns its length. */
+size_t hk__value_chars(char *tmp, size_t cap, const hk_log_value_t *v, const char **ret_str);
 
 /* Formatter options (per sink). */
 typedef struct hk__fmt_opts {

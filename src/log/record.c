@@ -144,10 +144,10 @@ static int fmt_time(char *out, size_t cap, int64_t ns) {
                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac / 1000);
 }
 
-/* Text of a value into tmp (cap >= 64). Returns its length. */
-static size_t value_text(char *tmp, size_t cap, const hk_log_value_t *v, const char **ret_str) {
+size_t hk__value_chars(char *tmp, size_t cap, const hk_log_value_t *v, const char **ret_str) {
     int n = 0;
     *ret_str = NULL;
+    tmp[0] = '\0'; /* MISSING and errors: empty text */
     switch (v->type) {
     case HK_LOG_T_STR:
         *ret_str = v->v.s ? v->v.s : "(null)";
@@ -182,7 +182,7 @@ static size_t value_text(char *tmp, size_t cap, const hk_log_value_t *v, const c
 void hk__value_text(hk__buf_t *b, const hk_log_value_t *v) {
     char tmp[64];
     const char *s;
-    size_t n = value_text(tmp, sizeof tmp, v, &s);
+    size_t n = hk__value_chars(tmp, sizeof tmp, v, &s);
     hk__buf_put(b, s ? s : tmp, n);
 }
 
@@ -214,7 +214,7 @@ static void out_put(out_t *o, const char *s, size_t n) {
 static void out_value(out_t *o, const hk_log_value_t *v) {
     char tmp[64];
     const char *s;
-    size_t n = value_text(tmp, sizeof tmp, v, &s);
+    size_t n = hk__value_chars(tmp, sizeof tmp, v, &s);
     out_put(o, s ? s : tmp, n);
 }
 

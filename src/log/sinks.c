@@ -275,10 +275,10 @@ static void field_typed(hk__buf_t *b, const hk_log_field_t *f) {
             break;
         }
     }
-    hk__buf_t t = {0};
-    hk__value_text(&t, &f->value);
-    field_value(b, t.p ? t.p : "", t.len);
-    hk__buf_free(&t);
+    char tmp[64];
+    const char *str;
+    size_t n = hk__value_chars(tmp, sizeof tmp, &f->value, &str);
+    field_value(b, str ? str : tmp, n);
 }
 
 static int fill_addr(const char *path, struct sockaddr_un *sa, socklen_t *len) {
