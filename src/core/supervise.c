@@ -267,7 +267,12 @@ int hk__sup_resolve_deps(hk_service_t **svcs, size_t n, size_t **ret_order,
             if (ready)
                 pick = i;
         }
-        color[pick] = 1; /* acyclic: some service is always ready */
+        if (pick == n) { /* cannot happen after the cycle check; never index past the end */
+            dep_error(err, data, "service dependency cycle (unresolved order)");
+            rc = -EINVAL;
+            goto out;
+        }
+        color[pick] = 1;
         order[k] = pick;
     }
     *ret_order = order;

@@ -24,6 +24,7 @@
 #include "config/config_int.h"
 #include "log/log.h"
 #include "log/log_int.h"
+#include "systemd/systemd_int.h"
 
 #define MAX_CUSTOM 8
 #define MAX_HOLES 32

@@ -175,9 +175,6 @@ void hk__journal_configure(hk__journal_t *j, const hk__log_settings_t *s);
 void hk__journal_write(hk__journal_t *j, const hk_log_record_t *rec, atomic_ulong *errors);
 void hk__journal_close(hk__journal_t *j);
 
-/* Whether fd is the journal stream named by $JOURNAL_STREAM. */
-bool hk__fd_is_journal(int fd);
-
 long hk__gettid(void);
 
 #endif

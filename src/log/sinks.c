@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log/log_int.h"
+#include "systemd/systemd_int.h"
 
 #define FLUSH_AT (64 * 1024)
 
@@ -35,14 +36,6 @@ static int write_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
-bool hk__fd_is_journal(int fd) {
-    const char *js = getenv("JOURNAL_STREAM");
-    unsigned long long dev, ino;
-    struct stat st;
-    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(fd, &st) < 0)
-        return false;
-    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
-}
 
 /* ---- console ---- */
 

@@ -181,7 +181,7 @@ void hk__listen_free(hk__listen_t *l) {
     memset(l, 0, sizeof *l);
 }
 
-bool hk__stderr_is_journal(void) {
+bool hk__fd_is_journal(int fd) {
     const char *js = getenv("JOURNAL_STREAM");
     if (!js)
         return false;
@@ -189,10 +189,12 @@ bool hk__stderr_is_journal(void) {
     if (sscanf(js, "%llu:%llu", &dev, &ino) != 2)
         return false;
     struct stat st;
-    if (fstat(STDERR_FILENO, &st) < 0)
+    if (fstat(fd, &st) < 0)
         return false;
     return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
+
+bool hk__stderr_is_journal(void) { return hk__fd_is_journal(STDERR_FILENO); }
 
 bool hk_under_systemd(void) {
     const char *inv = getenv("INVOCATION_ID"), *ns = getenv("NOTIFY_SOCKET");

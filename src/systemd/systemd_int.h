@@ -52,7 +52,9 @@ int hk__listen_read(hk__listen_t *l);
 /* Closes every descriptor still held (>= 0) and frees. */
 void hk__listen_free(hk__listen_t *l);
 
-/* True when stderr is connected to the journal (JOURNAL_STREAM matches it). */
+/* Whether fd is the journal stream named by $JOURNAL_STREAM (device and
+ * inode); hk__stderr_is_journal asks it of stderr. */
+bool hk__fd_is_journal(int fd);
 bool hk__stderr_is_journal(void);
 
 #endif
