@@ -63,6 +63,7 @@ struct run {
     bool done, timed_out, detached;
     uint64_t deadline_ns; /* CLOCK_MONOTONIC */
     uint64_t gen;
+    run_t *cancel_next; /* a list of runs to cancel once the lock is let go */
     run_t *next;
 };
 
@@ -173,27 +174,26 @@ static void join_finished(hk_health_t *h, run_t *list) {
 void hk_health_free(hk_health_t *h) {
     if (!h)
         return;
-    run_t *cancel[64];
-    size_t ncancel = 0;
+    run_t *cancel = NULL; /* token callbacks run synchronously: never under the lock */
     pthread_mutex_lock(&h->mu);
     for (run_t *r = h->active; r; r = r->next) {
         pthread_detach(r->thread);
         r->detached = true;
-        if (!r->timed_out && ncancel < HK_ARRAY_SIZE(cancel)) {
+        if (!r->timed_out) {
             r->refs++;
-            cancel[ncancel++] = r;
-        } else if (!r->timed_out) {
-            hk_token_cancel(r->token); /* more than fit: cancel here, under the lock */
+            r->cancel_next = cancel;
+            cancel = r;
         }
     }
     run_t *fin = h->finished;
     h->finished = NULL;
     pthread_mutex_unlock(&h->mu);
-    for (size_t i = 0; i < ncancel; i++)
-        hk_token_cancel(cancel[i]->token);
-    for (size_t i = 0; i < ncancel; i++) {
+    for (run_t *r = cancel; r; r = r->cancel_next)
+        hk_token_cancel(r->token);
+    for (run_t *r = cancel, *next; r; r = next) {
+        next = r->cancel_next;
         pthread_mutex_lock(&h->mu);
-        run_t *dead = run_unref_locked(cancel[i]);
+        run_t *dead = run_unref_locked(r);
         pthread_mutex_unlock(&h->mu);
         if (dead)
             run_free(dead);
@@ -487,6 +487,7 @@ static hk_health_result_t *synthetic(const char *fmt, ...) {
 typedef struct slot {
     check_t *check;
     run_t *run;              /* waited for (a reference), until res is known */
+    run_t *dead;             /* its run, when the report held the last reference */
     hk_health_result_t *res; /* a reference */
     bool cached;
 } slot_t;
@@ -588,8 +589,7 @@ int hk_health_report(hk_health_t *h, const char *tag, hk_token_t *cancel,
     int rc = 0;
     slot_t *slots = NULL;
     size_t n = 0;
-    run_t *to_cancel[64];
-    size_t ncancel = 0;
+    run_t *to_cancel = NULL; /* cancelled once the lock is let go (callbacks run synchronously) */
 
     pthread_mutex_lock(&h->mu);
     run_t *fin = h->finished;
@@ -635,12 +635,9 @@ int hk_health_report(hk_health_t *h, const char *tag, hk_token_t *cancel,
             run_t *r = s->run;
             if (!r->timed_out && !r->done && mono >= r->deadline_ns) {
                 time_out(h, r);
-                if (ncancel < HK_ARRAY_SIZE(to_cancel)) {
-                    r->refs++;
-                    to_cancel[ncancel++] = r;
-                } else {
-                    hk_token_cancel(r->token);
-                }
+                r->refs++;
+                r->cancel_next = to_cancel;
+                to_cancel = r;
             }
             if (r->timed_out) {
                 s->res = r->timeout_res;
@@ -667,36 +664,38 @@ int hk_health_report(hk_health_t *h, const char *tag, hk_token_t *cancel,
         struct timespec ts = {(time_t)(earliest / 1000000000u), (long)(earliest % 1000000000u)};
         pthread_cond_timedwait(&h->cv, &h->mu, &ts);
     }
-    /* Let go of the runs. */
-    run_t *dead[64];
-    size_t ndead = 0;
+    /* Let go of the runs: those whose last reference this was are freed
+     * after the lock (each slot holds at most one). */
     for (size_t i = 0; i < n; i++) {
         if (!slots[i].run)
             continue;
-        run_t *d = run_unref_locked(slots[i].run);
+        slots[i].dead = run_unref_locked(slots[i].run);
         slots[i].run = NULL;
-        if (d && ndead < HK_ARRAY_SIZE(dead))
-            dead[ndead++] = d;
-        else if (d)
-            run_free(d); /* more than fit: free here (its thread was joined) */
     }
     pthread_mutex_unlock(&h->mu);
 
-    for (size_t i = 0; i < ncancel; i++)
-        hk_token_cancel(to_cancel[i]->token);
-    if (ncancel) {
+    for (run_t *r = to_cancel; r; r = r->cancel_next)
+        hk_token_cancel(r->token);
+    run_t *dead_cancelled = NULL;
+    if (to_cancel) {
         pthread_mutex_lock(&h->mu);
-        for (size_t i = 0; i < ncancel; i++) {
-            run_t *d = run_unref_locked(to_cancel[i]);
-            if (d && ndead < HK_ARRAY_SIZE(dead))
-                dead[ndead++] = d;
-            else if (d)
-                run_free(d);
+        for (run_t *r = to_cancel, *next; r; r = next) {
+            next = r->cancel_next;
+            run_t *d = run_unref_locked(r);
+            if (d) {
+                d->cancel_next = dead_cancelled;
+                dead_cancelled = d;
+            }
         }
         pthread_mutex_unlock(&h->mu);
     }
-    for (size_t i = 0; i < ndead; i++)
-        run_free(dead[i]);
+    for (size_t i = 0; i < n; i++)
+        if (slots[i].dead)
+            run_free(slots[i].dead);
+    for (run_t *r = dead_cancelled, *next; r; r = next) {
+        next = r->cancel_next;
+        run_free(r);
+    }
     join_finished(h, fin);
     if (cancel)
         hk_token_unregister(&reg);
