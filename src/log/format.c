@@ -293,6 +293,22 @@ static const unsigned char json_special[256] = {
     [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f ... 0xff] = 1,
 };
 
+/* Whether the 8 bytes at p need no escaping: each in 0x20..0x7e and none
+ * of '"' and '\\' (the classic "has a byte below n / equal to c" word tricks;
+ * a false "no" only sends the bytes to the byte-wise loop). */
+static inline bool plain8(const unsigned char *p) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\'), del = x ^ (ones * 0x7f);
+    uint64_t bad = (x & highs)                        /* >= 0x80 */
+                   | ((x - ones * 0x20) & ~x & highs) /* < 0x20 */
+                   | ((q - ones) & ~q & highs)        /* '"' */
+                   | ((bs - ones) & ~bs & highs)      /* '\\' */
+                   | ((del - ones) & ~del & highs);   /* DEL */
+    return bad == 0;
+}
+
 void hk__json_string(hk__buf_t *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -300,6 +316,8 @@ void hk__json_string(hk__buf_t *b, const char *s, size_t n) {
     hk__buf_putc(b, '"');
     while (p < end) {
         const unsigned char *run = p;
+        while (end - p >= 8 && plain8(p)) /* eight plain ASCII bytes at a time */
+            p += 8;
         while (p < end && !json_special[*p])
             p++;
         if (p > run)

@@ -908,6 +908,38 @@ static void doubles_render_shortest_and_read_back_exactly(void **state) {
     assert_string_equal(msg, "0.33333333333333331"); /* 15 digits would not read back */
 }
 
+/* Random strings (plain runs of every length, specials at every offset, so
+ * the eight-bytes-at-a-time scan meets each boundary) decode back exactly. */
+static void json_string_round_trips_random_bytes_at_every_alignment(void **state) {
+    (void)state;
+    static const unsigned char pool[] = {'a', 'Z', ' ', '~', '"', '\\', 0x01, 0x1f, 0x7f,
+                                         0x80, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xff};
+    unsigned seed = 7;
+    char in[80];
+    for (int iter = 0; iter < 20000; iter++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = (seed >> 8) % 64, plain_until = (seed >> 16) % 72;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            /* mostly plain ASCII before plain_until, anything after */
+            in[i] = (char)(i < plain_until ? 'a' + (seed >> 16) % 26 : pool[(seed >> 16) % sizeof pool]);
+        }
+        in[n] = '\0';
+        hk__buf_t b = {0};
+        hk__json_string(&b, in, n);
+        json_error_t err;
+        json_t *j = json_loadb(b.p, b.len, JSON_DECODE_ANY, &err);
+        if (!j || !json_is_string(j))
+            fail_msg("not a JSON string: %s (%s)", b.p, err.text);
+        char *want = sanitized(in);
+        if (strcmp(json_string_value(j), want) != 0)
+            fail_msg("round trip differs for input %zu bytes: %s", n, b.p);
+        free(want);
+        json_decref(j);
+        hk__buf_free(&b);
+    }
+}
+
 int main(void) {
     /* a fixed zone with a half-hour offset for the local-time tests */
     setenv("TZ", "IST-5:30", 1);
@@ -924,6 +956,7 @@ int main(void) {
         cmocka_unit_test(json_hole_names_equal_after_replacement_are_not_duplicated),
         cmocka_unit_test(timestamp_format_dotnet_tokens_in_utc_and_local_time),
         cmocka_unit_test(doubles_render_shortest_and_read_back_exactly),
+        cmocka_unit_test(json_string_round_trips_random_bytes_at_every_alignment),
         T(templates_bind_holes_by_position_with_every_value_type),
         T(template_escapes_missing_and_surplus_arguments_render_visibly),
         T(duplicate_hole_names_and_a_hole_named_message_keep_json_valid),
