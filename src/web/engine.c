@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,8 @@ void *hk__web_uri_log(void *cls, const char *uri, struct MHD_Connection *conn) {
     hk_web_request_t *req = hk__malloc(sizeof *req + 2 * n);
     if (!req)
         return NULL;
-    memset(req, 0, sizeof *req);
+    memset(req, 0, offsetof(hk_web_request_t, match)); /* match: see web_int.h */
+    req->match.nparams = 0;
     req->uri = req->strs;
     req->path = req->strs + n;
     memcpy(req->uri, uri, n);

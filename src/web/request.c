@@ -38,7 +38,8 @@ void hk__web_request_release(hk_web_request_t *req) {
     if (!req || atomic_fetch_sub(&req->refs, 1) != 1)
         return;
     hk__web_response_reset(req);
-    hk__route_match_clear(&req->match);
+    if (req->match.nparams) /* the values to free; the request goes next */
+        hk__route_match_clear(&req->match);
     for (size_t i = 0; i < req->nquery; i++) {
         hk__free(req->query[i].name);
         hk__free(req->query[i].value);

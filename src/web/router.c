@@ -366,7 +366,11 @@ static char *join_rest(const path_t *pa, size_t from) {
 
 int hk__router_match(const hk__router_t *r, const char *method, const char *path,
                      hk__route_match_t *m) {
-    memset(m, 0, sizeof *m);
+    /* names and values are read up to nparams only: no need to clear 400 bytes */
+    m->ctx = NULL;
+    m->pattern = NULL;
+    m->nparams = 0;
+    m->allow[0] = '\0';
     if (!r || !method || !path)
         return -EINVAL;
     path_t pa;

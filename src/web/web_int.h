@@ -176,7 +176,6 @@ struct hk_web_request_s {
     bool close;        /* answer with Connection: close */
     int route_rc;
     web_route_t *route;
-    hk__route_match_t match;
     bool matched;
     enum web_endpoint ep;
     size_t before_ran;
@@ -210,6 +209,9 @@ struct hk_web_request_s {
 
     hk_scope_t *scope;
     void *item;
+    /* Last but strs: zeroed at creation only up to here (the router fills it
+     * whole; nparams, read on release, is set 0). Valid when matched. */
+    hk__route_match_t match;
     char strs[]; /* uri, then path */
 };
 
