@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static unsigned method_index(const char *m) {
 /* The route's counter for (method, status): from its cache, else looked up
  * in the registry (a lock) and cached in a free slot. */
 static hk_counter_t *route_counter(hk_web_t *web, web_route_t *r, unsigned mi, int status,
-                                   const char *route, const char *st) {
+                                   const char *route) {
     unsigned key = (mi + 1) << 10 | (unsigned)status;
     for (int i = 0; r && i < WEB_ROUTE_COUNTERS; i++) {
         unsigned k = atomic_load_explicit(&r->mx.key[i], memory_order_acquire);
@@ -54,6 +55,8 @@ static hk_counter_t *route_counter(hk_web_t *web, web_route_t *r, unsigned mi, i
             break;
     }
     hk_counter_t *c = NULL;
+    char st[16];
+    snprintf(st, sizeof st, "%d", status);
     if (hk_metric_counter(web->m_total, HK_LABELS(known_methods[mi], route, st), &c) < 0)
         return NULL;
     for (int i = 0; r && i < WEB_ROUTE_COUNTERS; i++) {
@@ -74,17 +77,19 @@ void *hk__web_uri_log(void *cls, const char *uri, struct MHD_Connection *conn) {
     (void)conn;
     web_listener_t *l = cls;
     hk_web_t *web = l->web;
-    hk_web_request_t *req = hk__calloc(1, sizeof *req);
+    if (!uri)
+        uri = "/";
+    size_t n = strlen(uri) + 1;
+    /* One allocation: the request, then its URI and the copy path is cut from. */
+    hk_web_request_t *req = hk__malloc(sizeof *req + 2 * n);
     if (!req)
         return NULL;
-    req->uri = hk__strdup(uri ? uri : "/");
-    req->path = hk__strdup(uri ? uri : "/");
-    if (!req->uri || !req->path) {
-        hk__free(req->uri);
-        hk__free(req->path);
-        hk__free(req);
-        return NULL;
-    }
+    memset(req, 0, offsetof(hk_web_request_t, match)); /* match: see web_int.h */
+    req->match.nparams = 0;
+    req->uri = req->strs;
+    req->path = req->strs + n;
+    memcpy(req->uri, uri, n);
+    memcpy(req->path, uri, n);
     char *q = strchr(req->path, '?');
     if (q) {
         *q = 0;
@@ -100,10 +105,8 @@ void *hk__web_uri_log(void *cls, const char *uri, struct MHD_Connection *conn) {
     atomic_init(&req->refs, 1);
     pthread_mutex_init(&req->amu, NULL);
     req->t0 = hk__now_ns();
-    snprintf(req->method, sizeof req->method, "?");
-    pthread_mutex_lock(&web->mu);
-    web->inflight++;
-    pthread_mutex_unlock(&web->mu);
+    req->method[0] = '?';
+    atomic_fetch_add(&web->inflight, 1);
     return req;
 }
 
@@ -235,31 +238,59 @@ static void serve_endpoint(hk_web_request_t *req) {
 
 /* ---- access handler ---------------------------------------------------------------------- */
 
+/* One walk over the request headers: their size, how many Content-Length
+ * and Transfer-Encoding headers, and the first value of those and of Host
+ * (the ones MHD_lookup_connection_value would return). */
 typedef struct header_scan {
     uint64_t bytes;
     unsigned content_length; /* how many Content-Length headers */
     unsigned transfer_encoding;
+    unsigned host;
+    const char *cl, *te, *host_value;
 } header_scan_t;
 
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value) {
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
     (void)kind;
     header_scan_t *hs = cls;
-    hs->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
-    hs->content_length += !strcasecmp(key, "Content-Length");
-    hs->transfer_encoding += !strcasecmp(key, "Transfer-Encoding");
+    size_t kl = strlen(key);
+    hs->bytes += kl + (value ? strlen(value) : 0) + 4;
+    if (kl == 14 && !strcasecmp(key, "Content-Length")) {
+        if (!hs->content_length++)
+            hs->cl = value;
+    } else if (kl == 17 && !strcasecmp(key, "Transfer-Encoding")) {
+        if (!hs->transfer_encoding++)
+            hs->te = value;
+    } else if (kl == 4 && !strcasecmp(key, "Host")) {
+        if (!hs->host++)
+            hs->host_value = value;
+    }
     return MHD_YES;
+}
+
+/* a.b.c.d without the printf machinery (inet_ntop formats with sprintf) */
+static void format_ipv4(char *out, const unsigned char *a) {
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *out++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *out++ = (char)('0' + v / 10 % 10);
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : '\0';
+    }
 }
 
 static void set_peer(hk_web_request_t *req) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(req->peer, sizeof req->peer, "unix");
+    memcpy(req->peer, "unix", 5);
     if (!ci || !ci->client_addr)
         return;
     const struct sockaddr *sa = ci->client_addr;
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->peer, sizeof req->peer);
+        format_ipv4(req->peer,
+                    (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr.s_addr);
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->peer,
                   sizeof req->peer);
@@ -272,13 +303,21 @@ static enum web_endpoint endpoint_of(const hk_web_t *web, const char *path) {
     return EP_NONE;
 }
 
-/* RFC 9110 token characters (a method must be one). */
+/* RFC 9110 token characters (a method must be one): visible ASCII but these. */
+static const bool not_tchar[128] = {
+    ['"'] = true, ['('] = true, [')'] = true, [','] = true, ['/'] = true, [':'] = true,
+    [';'] = true, ['<'] = true, ['='] = true, ['>'] = true, ['?'] = true, ['@'] = true,
+    ['['] = true, ['\\'] = true, [']'] = true, ['{'] = true, ['}'] = true,
+};
+
 static bool is_token(const char *s) {
     if (!*s)
         return false;
-    for (; *s; s++)
-        if (!(((unsigned char)*s > 32 && (unsigned char)*s < 127) && !strchr("\"(),/:;<=>?@[\\]{}", *s)))
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 32 || c >= 127 || not_tchar[c])
             return false;
+    }
     return true;
 }
 
@@ -287,23 +326,27 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
     hk_web_t *web = req->web;
     req->started = true;
     req->conn = conn;
-    snprintf(req->method, sizeof req->method, "%s", method);
+    size_t ml = strlen(method);
+    if (ml >= sizeof req->method) /* truncated, as snprintf would */
+        ml = sizeof req->method - 1;
+    memcpy(req->method, method, ml);
+    req->method[ml] = 0;
     set_peer(req);
     const union MHD_ConnectionInfo *si =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     if (si && si->socket_context) {
         req->wc = si->socket_context;
-        pthread_mutex_lock(&web->mu);
-        req->wc->in_request = true;
-        pthread_mutex_unlock(&web->mu);
+        /* only this thread writes it (web_int.h) */
+        uint64_t st = atomic_load_explicit(&req->wc->state, memory_order_relaxed);
+        atomic_store_explicit(&req->wc->state, st | WEB_CONN_IN_REQUEST, memory_order_release);
     }
 
     /* Limits: header size (431), framing (400), declared body size (413). */
     header_scan_t hs = {.bytes = strlen(method) + strlen(req->uri) + 12};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hs);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &hs);
     uint64_t hb = hs.bytes;
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    const char *te = hs.te;
+    const char *cl = hs.cl;
     bool has_body = te || (cl && strcmp(cl, "0"));
     if (hb > web->set.max_headers)
         return answer(req, 431, "Request Header Fields Too Large", true);
@@ -311,8 +354,7 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
      * HTTP/1.1 request without Host (RFC 9112 section 3.2). */
     if (!is_token(method))
         return answer(req, 400, "Bad Request: malformed method", true);
-    if (version && !strcmp(version, "HTTP/1.1") &&
-        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+    if (version && !strcmp(version, "HTTP/1.1") && !hs.host_value)
         return answer(req, 400, "Bad Request: no Host header", has_body);
     if (te && cl)
         return answer(req, 400, "Bad Request: both Content-Length and Transfer-Encoding", true);
@@ -361,12 +403,9 @@ static enum MHD_Result first_call(hk_web_request_t *req, struct MHD_Connection *
             return answer(req, 413, "Content Too Large", true);
     }
 
-    if (has_body && req->wc) { /* the watchdog's slow-body rule starts now */
-        pthread_mutex_lock(&web->mu);
-        req->wc->in_body = true;
-        req->wc->body_since_ns = hk__now_ns();
-        atomic_store(&req->wc->body_bytes, 0);
-        pthread_mutex_unlock(&web->mu);
+    if (has_body && req->wc) { /* the watchdog's slow-body rule starts now (web_int.h) */
+        atomic_store_explicit(&req->wc->body_bytes, 0, memory_order_release);
+        atomic_store_explicit(&req->wc->body, hk__now_ns() << 1 | 1, memory_order_release);
     }
 
     /* Middleware: before hooks, in order. */
@@ -475,11 +514,8 @@ static enum MHD_Result finish_async(hk_web_request_t *req) {
 }
 
 static void body_done(hk_web_request_t *req) {
-    if (req->wc) {
-        pthread_mutex_lock(&req->web->mu);
-        req->wc->in_body = false;
-        pthread_mutex_unlock(&req->web->mu);
-    }
+    if (req->wc && atomic_load_explicit(&req->wc->body, memory_order_relaxed))
+        atomic_store_explicit(&req->wc->body, 0, memory_order_release);
 }
 
 static enum MHD_Result final_call(hk_web_request_t *req) {
@@ -506,11 +542,8 @@ static enum MHD_Result final_call(hk_web_request_t *req) {
         hk_web_response_text(req, 405, NULL, "Method Not Allowed");
         return finish(req);
     }
-    if (req->body == NULL && !req->route->def.on_body) {
-        req->body = hk__strdup("");
-        if (!req->body)
-            return answer(req, 500, "Internal Server Error", false);
-    }
+    if (req->body == NULL && !req->route->def.on_body)
+        req->body = req->empty_body; /* "" (the request holds it) */
     atomic_store(&req->refs, 2); /* the handler may hand it to another thread */
     int r = req->route->def.handler(req, req->route->def.data);
     if (r == HK_WEB_ASYNC) {
@@ -575,10 +608,8 @@ void hk__web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         const char *route = req->route           ? req->route->pattern
                             : req->ep != EP_NONE ? web->set.paths[req->ep]
                                                  : "";
-        char st[8];
-        snprintf(st, sizeof st, "%d", req->status);
         web_route_t *r = req->route; /* handles cached per route; endpoints and 404s look up */
-        hk_counter_inc(route_counter(web, r, method_index(req->method), req->status, route, st));
+        hk_counter_inc(route_counter(web, r, method_index(req->method), req->status, route));
         hk_histogram_t *h = r ? atomic_load_explicit(&r->mx.duration, memory_order_acquire) : NULL;
         if (!h && hk_metric_histogram(web->m_duration, HK_LABELS(route), &h) == 0 && r)
             atomic_store_explicit(&r->mx.duration, h, memory_order_release);
@@ -590,23 +621,22 @@ void hk__web_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         hk_log_debug(web->log, "{Method} {Path}: connection ended before a response ({Reason})",
                      req->method, req->path, (int)toe);
     }
-    if (req->wc) {
-        pthread_mutex_lock(&web->mu);
-        req->wc->in_request = false;
-        req->wc->in_body = false;
-        req->wc->served++;
-        req->wc->since_ns = now;
-        pthread_mutex_unlock(&web->mu);
+    if (req->wc) { /* lock-free: only this thread writes them (web_int.h) */
+        atomic_store_explicit(&req->wc->body, 0, memory_order_release);
+        atomic_store_explicit(&req->wc->state, now << 2 | WEB_CONN_SERVED, memory_order_release);
     }
     unlist_suspended(req); /* its links are other requests' to change: only the flag is read */
     hk_scope_free(req->scope);
     req->scope = NULL;
-    pthread_mutex_lock(&web->mu);
     /* Only the drain waits for zero; waking the watchdog on every idle moment costs a
-     * futex wake-up (and a list walk) per request under load. */
-    if (--web->inflight == 0 && atomic_load_explicit(&web->draining, memory_order_relaxed))
+     * futex wake-up (and a list walk) per request under load. Both seq_cst: the drain
+     * sets draining, then reads inflight (web_int.h). Broadcast under the lock: the
+     * drain checks and waits under it, so the wake-up cannot fall between the two. */
+    if (atomic_fetch_sub(&web->inflight, 1) == 1 && atomic_load(&web->draining)) {
+        pthread_mutex_lock(&web->mu);
         pthread_cond_broadcast(&web->cv);
-    pthread_mutex_unlock(&web->mu);
+        pthread_mutex_unlock(&web->mu);
+    }
     hk__web_request_release(req);
 }
 
@@ -623,7 +653,9 @@ void hk__web_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_c
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->fd = ci ? ci->connect_fd : -1;
-        c->since_ns = hk__now_ns();
+        atomic_init(&c->state, hk__now_ns() << 2);
+        atomic_init(&c->body, 0);
+        atomic_init(&c->body_bytes, 0);
         pthread_mutex_lock(&web->mu);
         c->next = web->conns;
         if (web->conns)

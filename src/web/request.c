@@ -18,13 +18,12 @@
 /* ---- lifetime --------------------------------------------------------------------------- */
 
 void hk__web_response_reset(hk_web_request_t *req) {
-    for (size_t i = 0; i < req->nheaders; i++) {
-        hk__free(req->headers[i].name);
-        hk__free(req->headers[i].value);
-    }
-    hk__free(req->headers);
+    for (size_t i = 0; i < req->nheaders; i++)
+        hk__free(req->headers[i].name); /* the value is in the same block */
+    if (req->headers != req->hinline)
+        hk__free(req->headers);
     req->headers = NULL;
-    req->nheaders = 0;
+    req->nheaders = req->hcap = 0;
     req->has_ctype = false;
     hk__free(req->rbody);
     req->rbody = NULL;
@@ -39,15 +38,15 @@ void hk__web_request_release(hk_web_request_t *req) {
     if (!req || atomic_fetch_sub(&req->refs, 1) != 1)
         return;
     hk__web_response_reset(req);
-    hk__route_match_clear(&req->match);
+    if (req->match.nparams) /* the values to free; the request goes next */
+        hk__route_match_clear(&req->match);
     for (size_t i = 0; i < req->nquery; i++) {
         hk__free(req->query[i].name);
         hk__free(req->query[i].value);
     }
     hk__free(req->query);
-    hk__free(req->body);
-    hk__free(req->uri);
-    hk__free(req->path);
+    if (req->body != req->empty_body)
+        hk__free(req->body);
     pthread_mutex_destroy(&req->amu);
     hk__free(req);
 }
@@ -221,6 +220,19 @@ int hk_web_response_get_status(const hk_web_request_t *req) { return req ? req->
 
 static bool header_ok(const char *s) { return s && !strpbrk(s, "\r\n"); }
 
+/* "name\0value\0" in one allocation. */
+static int header_make(web_header_t *h, const char *name, const char *value) {
+    size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+    char *b = hk__malloc(nl + vl);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b, name, nl);
+    memcpy(b + nl, value, vl);
+    h->name = b;
+    h->value = b + nl;
+    return 0;
+}
+
 int hk_web_response_header(hk_web_request_t *req, const char *name, const char *value) {
     if (!req || !header_ok(name) || !*name || strpbrk(name, ": \t") || !header_ok(value) ||
         !strcasecmp(name, "Content-Length"))
@@ -229,25 +241,34 @@ int hk_web_response_header(hk_web_request_t *req, const char *name, const char *
     if (ctype && req->has_ctype) {
         for (size_t i = 0; i < req->nheaders; i++)
             if (!strcasecmp(req->headers[i].name, "Content-Type")) {
-                char *v = hk__strdup(value);
-                if (!v)
+                web_header_t h;
+                if (header_make(&h, req->headers[i].name, value) < 0)
                     return -ENOMEM;
-                hk__free(req->headers[i].value);
-                req->headers[i].value = v;
+                hk__free(req->headers[i].name);
+                req->headers[i] = h;
                 return 0;
             }
     }
-    web_header_t *g = hk__realloc(req->headers, (req->nheaders + 1) * sizeof *g);
-    if (!g)
-        return -ENOMEM;
-    req->headers = g;
-    char *n = hk__strdup(name), *v = hk__strdup(value);
-    if (!n || !v) {
-        hk__free(n);
-        hk__free(v);
-        return -ENOMEM;
+    if (req->nheaders == req->hcap) { /* the first few live in the request */
+        size_t cap = req->hcap ? req->hcap * 2 : HK_ARRAY_SIZE(req->hinline);
+        web_header_t *g;
+        if (!req->hcap) {
+            g = req->hinline;
+        } else if (req->headers == req->hinline) {
+            g = hk__malloc(cap * sizeof *g);
+            if (g)
+                memcpy(g, req->hinline, req->nheaders * sizeof *g);
+        } else {
+            g = hk__realloc(req->headers, cap * sizeof *g);
+        }
+        if (!g)
+            return -ENOMEM;
+        req->headers = g;
+        req->hcap = cap;
     }
-    req->headers[req->nheaders++] = (web_header_t){n, v};
+    if (header_make(&req->headers[req->nheaders], name, value) < 0)
+        return -ENOMEM;
+    req->nheaders++;
     if (ctype)
         req->has_ctype = true;
     return 0;

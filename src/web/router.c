@@ -2,7 +2,7 @@
  * The web host's router (router.h): routes are parsed into segments once;
  * a request path is percent-decoded into segments and compared with every
  * route (route tables are small; a linear scan with no allocation but the
- * decoded path and the values). Depends on libc and src/common only.
+ * parameter values, and the decoded path when it is 256 bytes or longer). Depends on libc and src/common only.
  *
  * Specificity: at each position a literal beats a parameter, which beats a
  * catch-all; the first position that differs decides. Among the routes
@@ -240,7 +240,8 @@ static int hexval(char c) {
 }
 
 typedef struct path {
-    char *buf;               /* decoded segments, each NUL-terminated */
+    char *buf;               /* decoded segments, each NUL-terminated: small or allocated */
+    char small[256];         /* most paths: no allocation per match */
     const char *segs[MAX_SEGS];
     size_t nsegs;
 } path_t;
@@ -256,7 +257,7 @@ static int split_path(const char *path, path_t *out) {
     if (!path || path[0] != '/')
         return -EINVAL;
     size_t len = strlen(path);
-    out->buf = hk__malloc(len + 1);
+    out->buf = len < sizeof out->small ? out->small : hk__malloc(len + 1);
     if (!out->buf)
         return -ENOMEM;
     out->nsegs = 0;
@@ -293,6 +294,11 @@ static int split_path(const char *path, path_t *out) {
         i++; /* the '/' */
     }
     return 0;
+}
+
+static void path_free(path_t *pa) {
+    if (pa->buf != pa->small)
+        hk__free(pa->buf);
 }
 
 /* Whether rt matches the path; fills kinds (for specificity) when it does. */
@@ -360,13 +366,19 @@ static char *join_rest(const path_t *pa, size_t from) {
 
 int hk__router_match(const hk__router_t *r, const char *method, const char *path,
                      hk__route_match_t *m) {
-    memset(m, 0, sizeof *m);
+    /* names and values are read up to nparams only: no need to clear 400 bytes */
+    m->ctx = NULL;
+    m->pattern = NULL;
+    m->nparams = 0;
+    m->allow[0] = '\0';
     if (!r || !method || !path)
         return -EINVAL;
-    path_t pa = {0};
+    path_t pa;
+    pa.buf = NULL;
+    pa.nsegs = 0;
     int rc = split_path(path, &pa);
     if (rc < 0) {
-        hk__free(pa.buf);
+        path_free(&pa);
         return rc;
     }
     const route_t *best = NULL, *best_head_get = NULL;
@@ -401,7 +413,7 @@ int hk__router_match(const hk__router_t *r, const char *method, const char *path
                     add_allow(m->allow, sizeof m->allow, "HEAD");
             }
         }
-        hk__free(pa.buf);
+        path_free(&pa);
         return rc;
     }
     m->ctx = best->ctx;
@@ -413,13 +425,13 @@ int hk__router_match(const hk__router_t *r, const char *method, const char *path
         char *v = s->kind == SEG_CATCHALL ? join_rest(&pa, i) : hk__strdup(pa.segs[i]);
         if (!v) {
             hk__route_match_clear(m);
-            hk__free(pa.buf);
+            path_free(&pa);
             return -ENOMEM;
         }
         m->names[m->nparams] = s->text;
         m->values[m->nparams++] = v;
     }
-    hk__free(pa.buf);
+    path_free(&pa);
     return 0;
 }
 

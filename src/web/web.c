@@ -458,6 +458,8 @@ static int bind_urls(hk_web_t *web, const char *urls, bool management) {
  * web_int.h) applies instead: a body trickled byte by byte is cut off too.
  * The fd stays valid while the entry is listed: the engine's "closed"
  * notification removes it (under web->mu) before the engine closes the fd.
+ * The per-request state it reads is atomic, written without the lock
+ * (web_conn_t in web_int.h): a request costs no web->mu round trip.
  */
 static void *watchdog_main(void *arg) {
     hk_web_t *web = arg;
@@ -474,22 +476,26 @@ static void *watchdog_main(void *arg) {
         for (web_conn_t *c = web->conns; c; c = c->next) {
             if (c->killed)
                 continue;
-            if (c->in_body) { /* slow body: too few bytes since the headers */
+            /* body_bytes before body (web_int.h): both acquire. The engine threads stamp
+             * without the lock: a stamp may be later than `now` (then it is fresh). */
+            uint64_t bytes = atomic_load_explicit(&c->body_bytes, memory_order_acquire);
+            uint64_t body = atomic_load_explicit(&c->body, memory_order_acquire);
+            if (body & 1) { /* slow body: too few bytes since the headers */
                 uint64_t grace = web->set.headers_timeout_ms * 1000000u;
-                uint64_t t = now - c->body_since_ns;
-                if (t > grace && atomic_load(&c->body_bytes) <
-                                     (t - grace) / 1000000u * HK__WEB_MIN_BODY_RATE / 1000u) {
+                uint64_t t = now > body >> 1 ? now - (body >> 1) : 0;
+                if (t > grace && bytes < (t - grace) / 1000000u * HK__WEB_MIN_BODY_RATE / 1000u) {
                     c->killed = true;
                     (void)shutdown(c->fd, SHUT_RDWR);
                 }
                 continue;
             }
-            if (c->in_request)
+            uint64_t st = atomic_load_explicit(&c->state, memory_order_acquire);
+            if (st & WEB_CONN_IN_REQUEST)
                 continue;
             uint64_t limit = web->set.headers_timeout_ms;
-            if (c->served)
+            if (st & WEB_CONN_SERVED)
                 limit += web->set.keepalive_timeout_ms;
-            if (now - c->since_ns > limit * 1000000u) {
+            if (now > st >> 2 && now - (st >> 2) > limit * 1000000u) {
                 c->killed = true;
                 (void)shutdown(c->fd, SHUT_RDWR);
             }

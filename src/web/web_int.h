@@ -11,8 +11,11 @@
  *    the request line is in and freed when its last reference goes: the
  *    engine's (dropped in the request-completed callback) and, for an async
  *    handler, the application's (dropped by hk_web_complete);
- *  - web->inflight counts requests between those two engine callbacks; the
- *    drain waits for it to reach 0;
+ *  - web->inflight (an atomic) counts requests between those two engine
+ *    callbacks; the drain waits for it to reach 0 under web->mu, and the
+ *    callback that takes it to 0 while draining broadcasts web->cv under
+ *    web->mu (draining is set before inflight is read: one of the two sees
+ *    the other);
  *  - everything in hk_web_t except `mu`-guarded fields is written before
  *    the listeners start and read-only afterwards.
  */
@@ -52,17 +55,28 @@ typedef struct web_mw {
 
 enum web_endpoint { EP_NONE = 0, EP_HEALTH, EP_LIVE, EP_READY, EP_METRICS };
 
-/* A tracked connection (slow-client watchdog). Guarded by web->mu. */
+/*
+ * A tracked connection (slow-client watchdog). The list links and `killed`
+ * are guarded by web->mu; the request state is written without the lock by
+ * the connection's engine thread and read by the watchdog, each packed in
+ * one atomic word so it is read whole:
+ *  - state: since_ns << 2 | WEB_CONN_SERVED | WEB_CONN_IN_REQUEST
+ *    (since_ns: accepted, or last request completed; SERVED: a request was
+ *    completed on it; IN_REQUEST: between the first handler call and the
+ *    request's completion);
+ *  - body: body_since_ns << 1 | 1 while a request body is being received
+ *    (the slow-body rule), 0 otherwise. body_bytes is reset (release) before
+ *    body is set; the watchdog reads body_bytes (acquire) before body, so a
+ *    count of the new body is never judged against an old start time.
+ */
+#define WEB_CONN_IN_REQUEST 1u
+#define WEB_CONN_SERVED 2u
 typedef struct web_conn {
     struct web_conn *prev, *next;
     int fd;
-    bool in_request;     /* between the first handler call and request completion */
-    unsigned served;     /* requests completed on it */
-    uint64_t since_ns;   /* accepted, or last request completed */
     bool killed;
-    /* a request body being received (slow-body rule of the watchdog) */
-    bool in_body;
-    uint64_t body_since_ns;
+    _Atomic uint64_t state;
+    _Atomic uint64_t body;
     atomic_uint_fast64_t body_bytes; /* added to without the lock */
 } web_conn_t;
 
@@ -121,7 +135,7 @@ struct hk_web_s {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    long inflight;
+    atomic_long inflight;
     atomic_bool draining;
     struct hk_web_request_s *suspended; /* async requests waiting (list) */
     web_conn_t *conns;
@@ -131,7 +145,7 @@ struct hk_web_s {
 };
 
 typedef struct web_header {
-    char *name, *value;
+    char *name, *value; /* one allocation: name's, value points into it */
 } web_header_t;
 
 typedef struct web_query {
@@ -147,7 +161,7 @@ struct hk_web_request_s {
     uint64_t t0;
 
     char *uri; /* raw request target; path and query are cut from a copy */
-    char *path;
+    char *path; /* both point into strs[] (one allocation with the request) */
     char *query_raw;
     web_query_t *query;
     size_t nquery;
@@ -162,13 +176,13 @@ struct hk_web_request_s {
     bool close;        /* answer with Connection: close */
     int route_rc;
     web_route_t *route;
-    hk__route_match_t match;
     bool matched;
     enum web_endpoint ep;
     size_t before_ran;
 
     /* body */
-    char *body;
+    char *body; /* NULL, empty_body (a GET's "") or allocated */
+    char empty_body[1];
     size_t body_len, body_cap;
     uint64_t body_seen;
     uint64_t body_limit;
@@ -177,8 +191,9 @@ struct hk_web_request_s {
 
     /* response */
     int status;
-    web_header_t *headers;
-    size_t nheaders;
+    web_header_t *headers; /* NULL, hinline or allocated */
+    size_t nheaders, hcap;
+    web_header_t hinline[4];
     bool has_ctype;
     char *rbody;
     size_t rbody_len, rbody_cap;
@@ -194,6 +209,10 @@ struct hk_web_request_s {
 
     hk_scope_t *scope;
     void *item;
+    /* Last but strs: zeroed at creation only up to here (the router fills it
+     * whole; nparams, read on release, is set 0). Valid when matched. */
+    hk__route_match_t match;
+    char strs[]; /* uri, then path */
 };
 
 /* engine.c */
