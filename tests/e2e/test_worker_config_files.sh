@@ -16,10 +16,6 @@ json() {
     fi
 }
 
-assert_regex() {
-    has_regex "$1" "$2" || fail "no line in $(rel "$1") matches /$2/"
-}
-
 # config_line NAME EXPECTED_LINE [ENV=VALUE...] -- [ARGS...]: worker --print-config
 # exits 0, prints EXPECTED_LINE and nothing on stderr.
 config_line() {
